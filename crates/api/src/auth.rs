@@ -1,0 +1,149 @@
+//! API keys and the admin token.
+//!
+//! A key reads `fsk_<lookup>_<secret>`: the 16-hex-digit lookup finds the stored record, the
+//! 256-bit secret is compared with the stored SHA-256 in constant time. A plain hash is the
+//! right tool here (the secret is random, not a password), and the secret is never stored.
+//! Unknown keys and wrong secrets get the same answer.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use freshet_model::{ApplicationId, ids::ApiKeyId};
+use freshet_store::NewApiKey;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::{problem::ApiError, state::AppState};
+
+const PREFIX: &str = "fsk_";
+const LOOKUP_LEN: usize = 16;
+
+/// A freshly generated key: the record to store, and the key to show the client once.
+pub struct GeneratedKey {
+    pub record: NewApiKey,
+    pub key: SecretString,
+}
+
+/// Generates a new API key.
+pub fn generate_key() -> GeneratedKey {
+    let mut rng = rand::rng();
+    let mut lookup = [0u8; LOOKUP_LEN / 2];
+    rng.fill_bytes(&mut lookup);
+    let mut secret = [0u8; 32];
+    rng.fill_bytes(&mut secret);
+    let lookup: String = lookup.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = URL_SAFE_NO_PAD.encode(secret);
+    GeneratedKey {
+        record: NewApiKey {
+            id: ApiKeyId::new(),
+            lookup: lookup.clone(),
+            secret_hash: Sha256::digest(secret.as_bytes()).to_vec(),
+        },
+        key: format!("{PREFIX}{lookup}_{secret}").into(),
+    }
+}
+
+/// Splits a presented key into lookup and secret, if it has the shape of one.
+fn split_key(key: &str) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let lookup = rest.get(..LOOKUP_LEN)?;
+    let secret = rest.get(LOOKUP_LEN..)?.strip_prefix('_')?;
+    (!secret.is_empty()).then_some((lookup, secret))
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value =
+        parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized(
+                "send your API key as `Authorization: Bearer <key>`",
+            ))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized(
+            "the Authorization header must be `Bearer <key>`",
+        ))
+}
+
+/// The application an API key belongs to: every data-plane handler takes one.
+#[derive(Clone, Copy, Debug)]
+pub struct Tenant(pub ApplicationId);
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        const INVALID: ApiError = ApiError::Unauthorized("invalid API key");
+        let key = bearer(parts)?;
+        let (lookup, secret) = split_key(key).ok_or(INVALID)?;
+        let record = state.store.find_api_key(lookup).await?.ok_or(INVALID)?;
+        let presented = Sha256::digest(secret.as_bytes());
+        if bool::from(presented[..].ct_eq(&record.secret_hash[..])) {
+            Ok(Self(record.application_id))
+        } else {
+            Err(INVALID)
+        }
+    }
+}
+
+/// Proof that the caller holds `FRESHET_ADMIN_TOKEN`.
+#[derive(Clone, Copy, Debug)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.admin_token else {
+            return Err(ApiError::Unauthorized(
+                "the admin API is off: start freshet with FRESHET_ADMIN_TOKEN set",
+            ));
+        };
+        let presented = bearer(parts)?;
+        // Hash both sides so the comparison's length does not depend on the token's.
+        let a = Sha256::digest(presented.as_bytes());
+        let b = Sha256::digest(expected.expose_secret().as_bytes());
+        if bool::from(a.ct_eq(&b)) {
+            Ok(Self)
+        } else {
+            Err(ApiError::Unauthorized("invalid admin token"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_split_back_into_their_parts() {
+        let g = generate_key();
+        let key = g.key.expose_secret();
+        let (lookup, secret) = split_key(key).unwrap();
+        assert_eq!(lookup, g.record.lookup);
+        assert_eq!(
+            Sha256::digest(secret.as_bytes()).to_vec(),
+            g.record.secret_hash
+        );
+        assert_ne!(generate_key().record.lookup, g.record.lookup);
+    }
+
+    #[test]
+    fn malformed_keys_do_not_split() {
+        for k in [
+            "",
+            "fsk_",
+            "fsk_0123456789abcdef",
+            "fsk_0123456789abcdef_",
+            "sk_x",
+            "fsk_short_x",
+        ] {
+            assert!(split_key(k).is_none(), "{k}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! What every handler can reach.
+
+use freshet_store::Store;
+use secrecy::SecretString;
+
+/// Shared state of the API: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Guards `/v1/applications`; `None` switches the admin API off.
+    pub admin_token: Option<SecretString>,
+}

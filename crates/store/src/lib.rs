@@ -1,0 +1,174 @@
+//! freshet's storage: one interface over two engines.
+//!
+//! SQLite (one file, WAL, the default for a single node) and PostgreSQL (many nodes sharing
+//! work) sit behind the same [`Store`]. Both run the same SQL text wherever the engines agree —
+//! `$1` placeholders, `RETURNING`, `ON CONFLICT` — and differ only where they must: the column
+//! codecs for times and amounts ([`codec`]) and each engine's own migrations. A single
+//! conformance suite (`tests/it`) runs unchanged against both.
+//!
+//! SQLite gets a single-connection writer pool beside a reader pool: SQLite admits one writer
+//! at a time anyway, and funnelling writes through one connection turns lock contention
+//! (`SQLITE_BUSY`) into an orderly queue.
+
+mod applications;
+pub mod codec;
+mod customers;
+mod error;
+mod migrate;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    PgPool, SqlitePool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+pub use applications::{ApiKeyRecord, Application, NewApiKey};
+pub use error::StoreError;
+
+/// Result of a store operation.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which engine a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Tuning that applies when connecting.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Largest number of connections (PostgreSQL) or reader connections (SQLite).
+    pub max_connections: u32,
+    /// How long to wait for a connection before failing a call.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The store: cheap to clone, shared by every part of a node.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the right pool of whichever engine the store uses.
+/// The body is written once and compiled for each engine, so SQL text and row handling are
+/// shared. `read` picks SQLite's reader pool, `write` its single writer.
+macro_rules! on_pool {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite { reader: $pool, .. } => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::Backend::Sqlite { writer: $pool, .. } => $body,
+            $crate::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
+    /// Connects to `url` (`sqlite://path`, `sqlite:path`, `postgres://…`), creating a SQLite
+    /// file if it does not exist. Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let connect = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(opts.max_connections)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(connect)
+                .await?;
+            Backend::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL: a committed event survives power loss, not only a process crash.
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(connect.clone())
+                .await?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(opts.max_connections.max(1))
+                .acquire_timeout(opts.acquire_timeout)
+                .connect_with(connect.read_only(true))
+                .await?;
+            Backend::Sqlite { writer, reader }
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        Ok(Self { backend })
+    }
+
+    /// Which engine this store runs on.
+    pub fn kind(&self) -> StoreKind {
+        match self.backend {
+            Backend::Sqlite { .. } => StoreKind::Sqlite,
+            Backend::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+
+    /// Brings the schema up to date; safe to call from several nodes at once.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite { writer, .. } => migrate::sqlite(writer).await,
+            Backend::Postgres(pool) => migrate::postgres(pool).await,
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, read, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}

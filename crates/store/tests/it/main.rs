@@ -1,0 +1,49 @@
+//! The store conformance suite: every case runs, unchanged, on SQLite and on PostgreSQL.
+
+mod applications;
+mod customers;
+mod migrations;
+
+use freshet_store::testing::{Backend, TestDb};
+
+/// Declares each case once and runs it on both engines: `case::sqlite` and `case::postgres`.
+macro_rules! on_both_stores {
+    ($($module:ident::$case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use super::*;
+
+                #[tokio::test]
+                async fn sqlite() {
+                    run(Backend::Sqlite, |db| Box::pin($module::$case(db))).await;
+                }
+
+                #[tokio::test]
+                async fn postgres() {
+                    run(Backend::Postgres, |db| Box::pin($module::$case(db))).await;
+                }
+            }
+        )*
+    };
+}
+
+type Case = for<'a> fn(&'a TestDb) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+async fn run(backend: Backend, case: Case) {
+    if let Some(db) = TestDb::new(backend).await {
+        case(&db).await;
+    }
+}
+
+on_both_stores!(
+    migrations::migrate_is_idempotent_and_concurrent,
+    migrations::ping_answers,
+    applications::create_and_find_by_key,
+    applications::key_lookups_are_unique,
+    customers::create_read_update_delete,
+    customers::patch_leaves_absent_fields_alone,
+    customers::external_id_is_unique_per_application,
+    customers::applications_never_see_each_other,
+    customers::pages_cover_everything_once_in_order,
+    customers::times_are_utc_and_exact,
+);

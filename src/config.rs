@@ -1,0 +1,363 @@
+//! Configuration: one typed [`Config`], resolved once at start-up.
+//!
+//! Sources, strongest first: command-line flags, `FRESHET_*` environment variables (clap reads
+//! both, flags winning), a TOML file (`--config` / `FRESHET_CONFIG`), then defaults. Every value
+//! is checked here, so a bad setting stops the process at start with a message naming it
+//! rather than failing later. Secrets are [`SecretString`]s and never print.
+
+use std::{
+    fs,
+    io::Write,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// What freshet is set up for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// For trying freshet out: sandbox bank mounted, loopback webhook targets allowed.
+    Development,
+    /// No sandbox, loopback targets refused, the admin token required.
+    Production,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `freshet serve` settings as flags and environment variables; all optional so the TOML file
+/// and defaults can fill what is not given.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (by their flag names, with underscores).
+    #[arg(long, env = "FRESHET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FRESHET_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// `sqlite://PATH` or `postgres://…` [default: sqlite://./freshet.db].
+    #[arg(long, env = "FRESHET_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// development (default) or production.
+    #[arg(long, env = "FRESHET_PROFILE", value_enum)]
+    pub profile: Option<Profile>,
+    /// Shorthand for `--profile production`.
+    #[arg(long, conflicts_with = "profile")]
+    pub production: bool,
+    /// Bearer token that guards /v1/applications.
+    #[arg(long, env = "FRESHET_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Largest request body in bytes [default: 1048576].
+    #[arg(long, env = "FRESHET_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// text or json [default: text].
+    #[arg(long, env = "FRESHET_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds to let in-flight work finish after SIGTERM/Ctrl-C [default: 30].
+    #[arg(long, env = "FRESHET_SHUTDOWN_GRACE_SECONDS")]
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Largest number of database connections [default: 16].
+    #[arg(long, env = "FRESHET_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+}
+
+/// The TOML file: the same settings, by name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub profile: Option<Profile>,
+    pub admin_token: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub log_format: Option<LogFormat>,
+    pub shutdown_grace_seconds: Option<u64>,
+    pub db_max_connections: Option<u32>,
+}
+
+/// Where the development profile keeps a generated admin token when none is configured.
+pub const ADMIN_TOKEN_FILE: &str = "freshet-admin-token";
+
+/// The resolved configuration of a node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: SecretString,
+    pub profile: Profile,
+    pub admin_token: Option<SecretString>,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub shutdown_grace: Duration,
+    pub db_max_connections: u32,
+}
+
+impl Config {
+    /// Defaults for a node on `database_url`: what tests and embedders start from.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: SecretString::from(database_url.into()),
+            profile: Profile::Development,
+            admin_token: None,
+            max_body_bytes: 1024 * 1024,
+            log_format: LogFormat::Text,
+            shutdown_grace: Duration::from_secs(30),
+            db_max_connections: 16,
+        }
+    }
+
+    /// Resolves flags and environment (`args`) over the TOML file over defaults.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::merge(args, file)
+    }
+
+    /// The precedence rule itself, without touching the file system.
+    pub fn merge(args: ServeArgs, file: FileConfig) -> anyhow::Result<Self> {
+        let d = Self::new("sqlite://./freshet.db");
+        let profile = if args.production {
+            Profile::Production
+        } else {
+            args.profile.or(file.profile).unwrap_or(d.profile)
+        };
+        let config = Self {
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            database_url: args
+                .database_url
+                .or(file.database_url)
+                .map(SecretString::from)
+                .unwrap_or(d.database_url),
+            profile,
+            admin_token: args
+                .admin_token
+                .or(file.admin_token)
+                .map(SecretString::from),
+            max_body_bytes: args
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(d.max_body_bytes),
+            log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
+            shutdown_grace: args
+                .shutdown_grace_seconds
+                .or(file.shutdown_grace_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.shutdown_grace),
+            db_max_connections: args
+                .db_max_connections
+                .or(file.db_max_connections)
+                .unwrap_or(d.db_max_connections),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let url = self.database_url.expose_secret();
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p))
+        {
+            bail!("database_url: must start with sqlite:, postgres:// or postgresql://");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes: must be at least 1024");
+        }
+        if self.db_max_connections == 0 {
+            bail!("db_max_connections: must be at least 1");
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose_secret().len() < 16
+        {
+            bail!("admin_token: must be at least 16 characters");
+        }
+        if self.profile == Profile::Production && self.admin_token.is_none() {
+            bail!("admin_token: the production profile needs FRESHET_ADMIN_TOKEN");
+        }
+        Ok(())
+    }
+
+    /// In development, a node without an admin token uses the one in `dir/freshet-admin-token`,
+    /// creating it (readable by its owner only) on first start, so the quick start needs no
+    /// setting and the token never appears in a log.
+    pub fn ensure_admin_token(&mut self, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+        if self.admin_token.is_some() || self.profile == Profile::Production {
+            return Ok(None);
+        }
+        let path = dir.join(ADMIN_TOKEN_FILE);
+        let token = match fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let token = random_token();
+                write_private(&path, &token)
+                    .with_context(|| format!("writing the admin token to {}", path.display()))?;
+                token
+            }
+        };
+        self.admin_token = Some(token.into());
+        Ok(Some(path))
+    }
+
+    /// The settings as an operator may see them, secrets masked.
+    pub fn describe(&self) -> String {
+        let mask = |s: &Option<SecretString>| if s.is_some() { "<set>" } else { "<unset>" };
+        format!(
+            "listen = {}\ndatabase_url = {}\nprofile = {:?}\nadmin_token = {}\nmax_body_bytes = {}\n\
+             log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}",
+            self.listen,
+            redact_url(self.database_url.expose_secret()),
+            self.profile,
+            mask(&self.admin_token),
+            self.max_body_bytes,
+            self.log_format,
+            self.shutdown_grace.as_secs(),
+            self.db_max_connections,
+        )
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("in the config file {}", path.display()))
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    writeln!(file, "{contents}")
+}
+
+/// Hides the password of a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9000".parse().unwrap()),
+            ..Default::default()
+        };
+        let file = FileConfig {
+            listen: Some("127.0.0.1:7000".parse().unwrap()),
+            max_body_bytes: Some(4096),
+            ..Default::default()
+        };
+        let c = Config::merge(args, file).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.max_body_bytes, 4096);
+        assert_eq!(c.db_max_connections, 16);
+        assert_eq!(c.database_url.expose_secret(), "sqlite://./freshet.db");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let bad = |args: ServeArgs| {
+            Config::merge(args, FileConfig::default())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            bad(ServeArgs {
+                database_url: Some("mysql://x".into()),
+                ..Default::default()
+            })
+            .starts_with("database_url")
+        );
+        assert!(
+            bad(ServeArgs {
+                max_body_bytes: Some(10),
+                ..Default::default()
+            })
+            .starts_with("max_body_bytes")
+        );
+        assert!(
+            bad(ServeArgs {
+                production: true,
+                ..Default::default()
+            })
+            .starts_with("admin_token")
+        );
+        assert!(
+            bad(ServeArgs {
+                admin_token: Some("short".into()),
+                ..Default::default()
+            })
+            .starts_with("admin_token")
+        );
+    }
+
+    #[test]
+    fn toml_rejects_unknown_settings() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"127.0.0.1:1\"").is_err());
+        let f: FileConfig =
+            toml::from_str("profile = \"production\"\nmax_body_bytes = 2048").unwrap();
+        assert_eq!(f.profile, Some(Profile::Production));
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://./freshet.db"), "sqlite://./freshet.db");
+    }
+
+    #[test]
+    fn development_token_is_created_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Config::new("sqlite://x");
+        let path = a.ensure_admin_token(dir.path()).unwrap().unwrap();
+        let mut b = Config::new("sqlite://x");
+        b.ensure_admin_token(dir.path()).unwrap();
+        assert_eq!(
+            a.admin_token.unwrap().expose_secret(),
+            b.admin_token.unwrap().expose_secret()
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

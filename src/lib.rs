@@ -1,0 +1,8 @@
+//! The `freshet` binary's library half: configuration and the assembly of a node.
+//!
+//! Kept as a library so integration tests start exactly what `freshet serve` starts — the same
+//! store, router and shutdown path — on an ephemeral port with a database of their own.
+
+pub mod config;
+pub mod server;
+pub mod telemetry;
