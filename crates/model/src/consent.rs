@@ -59,8 +59,10 @@ impl ConsentStatus {
         use ConsentStatus::*;
         matches!(
             (self, next),
-            (AwaitingAuthorisation, Authorised | Rejected | Error | Expired)
-                | (Authorised, Revoked | Expired | Error | DeletedByUser)
+            (
+                AwaitingAuthorisation,
+                Authorised | Rejected | Error | Expired
+            ) | (Authorised, Revoked | Expired | Error | DeletedByUser)
         )
     }
 }

@@ -9,6 +9,7 @@
 pub mod consent;
 pub mod customer;
 pub mod event;
+pub mod events;
 pub mod ids;
 pub mod page;
 pub mod result_code;
