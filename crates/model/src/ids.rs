@@ -4,8 +4,6 @@
 //! paging) wrapped in its own type, so a customer id can never be passed where an application
 //! id is expected.
 
-use std::{fmt, str::FromStr};
-
 use uuid::Uuid;
 
 /// A fresh UUIDv7 for the current instant.
@@ -20,16 +18,16 @@ macro_rules! id_type {
         #[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         #[schema(value_type = String, format = Uuid)]
-        pub struct $name(pub Uuid);
+        pub struct $name(pub ::uuid::Uuid);
 
         impl $name {
             /// A new, time-ordered id.
             pub fn new() -> Self {
-                Self(new_v7())
+                Self($crate::ids::new_v7())
             }
 
             /// The underlying UUID.
-            pub fn as_uuid(&self) -> Uuid {
+            pub fn as_uuid(&self) -> ::uuid::Uuid {
                 self.0
             }
         }
@@ -40,26 +38,28 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.fmt(f)
             }
         }
 
-        impl FromStr for $name {
-            type Err = uuid::Error;
+        impl ::std::str::FromStr for $name {
+            type Err = ::uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                ::uuid::Uuid::parse_str(s).map(Self)
             }
         }
 
-        impl From<Uuid> for $name {
-            fn from(id: Uuid) -> Self {
+        impl From<::uuid::Uuid> for $name {
+            fn from(id: ::uuid::Uuid) -> Self {
                 Self(id)
             }
         }
     };
 }
+
+pub(crate) use id_type;
 
 id_type!(
     /// An application (tenant): the owner of API keys, customers and webhook endpoints.

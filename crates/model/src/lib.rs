@@ -15,6 +15,7 @@ pub mod page;
 pub mod result_code;
 pub mod time;
 pub mod validation;
+pub mod webhooks;
 
 pub use consent::ConsentStatus;
 pub use customer::{

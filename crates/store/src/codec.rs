@@ -55,6 +55,8 @@ impl<'q> Encode<'q, Postgres> for Ts {
 /// Typed column access that reads the same on both engines.
 pub trait RowExt {
     fn uuid(&self, col: &str) -> Result<Uuid, sqlx::Error>;
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>, sqlx::Error>;
+    fn opt_i64(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
     fn text(&self, col: &str) -> Result<String, sqlx::Error>;
     fn opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
     fn bytes(&self, col: &str) -> Result<Vec<u8>, sqlx::Error>;
@@ -68,6 +70,12 @@ pub trait RowExt {
 macro_rules! row_ext_common {
     () => {
         fn uuid(&self, col: &str) -> Result<Uuid, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>, sqlx::Error> {
+            self.try_get(col)
+        }
+        fn opt_i64(&self, col: &str) -> Result<Option<i64>, sqlx::Error> {
             self.try_get(col)
         }
         fn text(&self, col: &str) -> Result<String, sqlx::Error> {

@@ -13,7 +13,10 @@
 mod applications;
 pub mod codec;
 mod customers;
+mod deliveries;
+mod endpoints;
 mod error;
+mod events;
 mod migrate;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -27,7 +30,10 @@ use sqlx::{
 };
 
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
+pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
+pub use endpoints::NewEndpoint;
 pub use error::StoreError;
+pub use events::{EventFilter, Fanout, StoredEvent};
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -100,6 +106,48 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A transaction: what a caller writes through it commits or rolls back as one, which is how
+/// a state change and the events recording it are kept together.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, for either engine.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+impl Tx {
+    /// Makes everything written through this transaction durable, at once.
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.commit().await?,
+            Self::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        match self {
+            Self::Sqlite(_) => StoreKind::Sqlite,
+            Self::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path`, `sqlite:path`, `postgres://…`), creating a SQLite
     /// file if it does not exist. Does not migrate: call [`Store::migrate`].
@@ -135,6 +183,14 @@ impl Store {
             return Err(StoreError::UnsupportedUrl);
         };
         Ok(Self { backend })
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.backend {
+            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
     }
 
     /// Which engine this store runs on.

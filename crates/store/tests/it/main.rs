@@ -3,6 +3,7 @@
 mod applications;
 mod customers;
 mod migrations;
+mod outbox;
 
 use freshet_store::testing::{Backend, TestDb};
 
@@ -46,4 +47,12 @@ on_both_stores!(
     customers::applications_never_see_each_other,
     customers::pages_cover_everything_once_in_order,
     customers::times_are_utc_and_exact,
+    outbox::endpoints_crud_and_isolation,
+    outbox::events_fan_out_to_matching_endpoints,
+    outbox::claims_lease_and_expire,
+    outbox::ordered_endpoints_wait_for_earlier_deliveries,
+    outbox::attempts_settle_deliveries_and_endpoint_health,
+    outbox::a_lost_lease_does_not_overwrite,
+    outbox::retry_and_replay,
+    outbox::concurrent_claimers_never_share,
 );

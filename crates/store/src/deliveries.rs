@@ -1,0 +1,461 @@
+//! The outbox: claiming due deliveries under a lease, and recording how attempts went.
+//!
+//! A dispatcher claims a batch in one statement — marking rows `delivering` with a lease and a
+//! claim token — then sends without holding any transaction, then records every attempt of the
+//! batch in one transaction. A node that dies mid-batch simply lets its leases expire; the rows
+//! are claimable again and go out again (at-least-once). PostgreSQL nodes claim with
+//! `FOR UPDATE SKIP LOCKED` so they never wait on each other; SQLite's single writer serialises
+//! claims by construction. Ordered endpoints are handled in the claim itself: a delivery waits
+//! while an earlier one for the same customer and endpoint is still unsettled.
+
+use std::collections::HashMap;
+
+use freshet_model::{
+    ApplicationId, EventType,
+    webhooks::{Attempt, AttemptId, Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId},
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{
+    Result, Store, StoreKind,
+    codec::{RowExt, Ts},
+    endpoints::{endpoint_columns, endpoint_from_row},
+    events::{StoredEvent, event_columns, event_from_row},
+    on_pool,
+};
+use freshet_model::webhooks::WebhookEndpoint;
+
+/// A claimed delivery with everything needed to send it.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub delivery: Delivery,
+    pub event: StoredEvent,
+    pub endpoint: WebhookEndpoint,
+    /// Proves the lease when recording the attempt.
+    pub token: String,
+}
+
+/// What an attempt found.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub attempted_at: OffsetDateTime,
+    pub status_code: Option<u16>,
+    pub latency_ms: u64,
+    pub error: Option<String>,
+    pub response_excerpt: Option<String>,
+    pub node: String,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded,
+    Retry { at: OffsetDateTime },
+    Dead,
+}
+
+/// An attempt to record.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub delivery_id: DeliveryId,
+    pub endpoint_id: EndpointId,
+    pub token: String,
+    pub attempt: AttemptRecord,
+    pub outcome: Outcome,
+}
+
+macro_rules! columns {
+    () => {
+        "id, application_id, event_id, endpoint_id, status, attempts, next_attempt_at, \
+         last_status_code, last_error, created_at, updated_at"
+    };
+}
+
+fn delivery_from_row(r: &impl RowExt) -> Result<Delivery, sqlx::Error> {
+    let status = r.text("status")?;
+    Ok(Delivery {
+        id: r.uuid("id")?.into(),
+        application_id: r.uuid("application_id")?.into(),
+        event_id: r.uuid("event_id")?.into(),
+        endpoint_id: r.uuid("endpoint_id")?.into(),
+        status: DeliveryStatus::parse(&status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("delivery status {status}").into()))?,
+        attempts: r.i64("attempts")? as u32,
+        next_attempt_at: r.ts("next_attempt_at")?,
+        last_status_code: r.opt_i64("last_status_code")?.map(|c| c as u16),
+        last_error: r.opt_text("last_error")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+fn attempt_from_row(r: &impl RowExt) -> Result<Attempt, sqlx::Error> {
+    Ok(Attempt {
+        id: r.uuid("id")?.into(),
+        delivery_id: r.uuid("delivery_id")?.into(),
+        attempted_at: r.ts("attempted_at")?,
+        status_code: r.opt_i64("status_code")?.map(|c| c as u16),
+        latency_ms: r.i64("latency_ms")? as u64,
+        error: r.opt_text("error")?,
+        response_excerpt: r.opt_text("response_excerpt")?,
+        node: r.text("node")?,
+    })
+}
+
+/// The claim statement: due, unleased (or lease expired), endpoint enabled, and for ordered
+/// endpoints no earlier unsettled delivery for the same customer.
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET status = 'delivering', lease_until = $1, leased_by = $2, \
+             updated_at = $3 WHERE id IN (\
+               SELECT d.id FROM deliveries d \
+               WHERE d.status IN ('pending', 'failed', 'delivering') AND d.next_attempt_at <= $3 \
+                 AND (d.status <> 'delivering' OR d.lease_until < $3) \
+                 AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.enabled) \
+                 AND (d.ordering_key IS NULL OR NOT EXISTS (\
+                   SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
+                     AND p.ordering_key = d.ordering_key AND p.event_id < d.event_id \
+                     AND p.status IN ('pending', 'failed', 'delivering'))) \
+               ORDER BY d.next_attempt_at LIMIT $4",
+            $lock,
+            ")"
+        )
+    };
+}
+
+impl Store {
+    /// Leases up to `limit` due deliveries to `node` for `lease`.
+    pub async fn claim_due(&self, node: &str, lease: Duration, limit: u32) -> Result<Vec<Claim>> {
+        let now = freshet_model::time::now();
+        let token = format!("{node}/{}", Uuid::now_v7().simple());
+        let claim = match self.kind() {
+            StoreKind::Sqlite => claim_sql!(""),
+            StoreKind::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+        };
+        let claimed = on_pool!(self, write, |pool| {
+            sqlx::query(claim)
+                .bind(Ts(now + lease))
+                .bind(&token)
+                .bind(Ts(now))
+                .bind(i64::from(limit))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if claimed == 0 {
+            return Ok(Vec::new());
+        }
+        // Three indexed reads by claim token, joined here, keep the row mappers shared.
+        on_pool!(self, write, |pool| {
+            let deliveries = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM deliveries WHERE leased_by = $1"
+            ))
+            .bind(&token)
+            .fetch_all(pool)
+            .await?;
+            let events = sqlx::query(concat!(
+                "SELECT ",
+                event_columns!(),
+                " FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE leased_by = $1)"
+            ))
+            .bind(&token)
+            .fetch_all(pool)
+            .await?;
+            let endpoints = sqlx::query(concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE id IN (SELECT endpoint_id FROM deliveries WHERE leased_by = $1)"
+            ))
+            .bind(&token)
+            .fetch_all(pool)
+            .await?;
+            let events: HashMap<EventId, StoredEvent> = events
+                .iter()
+                .map(|r| event_from_row(r).map(|e| (e.id, e)))
+                .collect::<Result<_, _>>()?;
+            let endpoints: HashMap<EndpointId, WebhookEndpoint> = endpoints
+                .iter()
+                .map(|r| endpoint_from_row(r).map(|e| (e.id, e)))
+                .collect::<Result<_, _>>()?;
+            let mut claims = Vec::with_capacity(deliveries.len());
+            for row in &deliveries {
+                let delivery = delivery_from_row(row)?;
+                let (Some(event), Some(endpoint)) = (
+                    events.get(&delivery.event_id),
+                    endpoints.get(&delivery.endpoint_id),
+                ) else {
+                    continue; // deleted between claim and read: nothing to send
+                };
+                claims.push(Claim {
+                    event: event.clone(),
+                    endpoint: endpoint.clone(),
+                    delivery,
+                    token: token.clone(),
+                });
+            }
+            claims.sort_by_key(|c| (c.delivery.next_attempt_at, c.delivery.event_id));
+            Ok(claims)
+        })
+    }
+
+    /// Records a batch of attempts in one transaction. A delivery whose lease was lost to
+    /// another node keeps the other node's state; its attempt is still recorded. Returns, for
+    /// each failing endpoint, when its current run of failures began.
+    pub async fn finish_attempts(
+        &self,
+        batch: &[Finished],
+    ) -> Result<Vec<(EndpointId, OffsetDateTime)>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = freshet_model::time::now();
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut failing = HashMap::new();
+            for f in batch {
+                let (status, next) = match f.outcome {
+                    Outcome::Succeeded => ("succeeded", now),
+                    Outcome::Retry { at } => ("failed", at),
+                    Outcome::Dead => ("dead", now),
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET status = $3, attempts = attempts + 1, \
+                     next_attempt_at = $4, lease_until = NULL, leased_by = NULL, \
+                     last_status_code = $5, last_error = $6, updated_at = $7 \
+                     WHERE id = $1 AND leased_by = $2",
+                )
+                .bind(f.delivery_id.0)
+                .bind(&f.token)
+                .bind(status)
+                .bind(Ts(next))
+                .bind(f.attempt.status_code.map(i64::from))
+                .bind(&f.attempt.error)
+                .bind(Ts(now))
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO delivery_attempts (id, delivery_id, attempted_at, status_code, \
+                     latency_ms, error, response_excerpt, node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(AttemptId::new().0)
+                .bind(f.delivery_id.0)
+                .bind(Ts(f.attempt.attempted_at))
+                .bind(f.attempt.status_code.map(i64::from))
+                .bind(f.attempt.latency_ms as i64)
+                .bind(&f.attempt.error)
+                .bind(&f.attempt.response_excerpt)
+                .bind(&f.attempt.node)
+                .execute(&mut *tx)
+                .await?;
+                if f.outcome == Outcome::Succeeded {
+                    failing.remove(&f.endpoint_id);
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL WHERE id = $1",
+                    )
+                    .bind(f.endpoint_id.0)
+                    .bind(Ts(f.attempt.attempted_at))
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    let row = sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
+                         WHERE id = $1 RETURNING failing_since",
+                    )
+                    .bind(f.endpoint_id.0)
+                    .bind(Ts(f.attempt.attempted_at))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(since) = row
+                        .map(|r| r.opt_ts("failing_since"))
+                        .transpose()?
+                        .flatten()
+                    {
+                        failing.insert(f.endpoint_id, since);
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(failing.into_iter().collect())
+        })
+    }
+
+    /// Reads a delivery of `app`.
+    pub async fn get_delivery(
+        &self,
+        app: ApplicationId,
+        id: DeliveryId,
+    ) -> Result<Option<Delivery>> {
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM deliveries WHERE application_id = $1 AND id = $2"
+            ))
+            .bind(app.0)
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| delivery_from_row(&r)).transpose()?)
+        })
+    }
+
+    /// The deliveries of one event of `app`.
+    pub async fn list_event_deliveries(
+        &self,
+        app: ApplicationId,
+        event: EventId,
+    ) -> Result<Vec<Delivery>> {
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM deliveries WHERE application_id = $1 AND event_id = $2 ORDER BY id"
+            ))
+            .bind(app.0)
+            .bind(event.0)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(delivery_from_row)
+                .collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// The attempts of one delivery of `app`, oldest first.
+    pub async fn list_attempts(
+        &self,
+        app: ApplicationId,
+        delivery: DeliveryId,
+    ) -> Result<Vec<Attempt>> {
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(
+                "SELECT a.id, a.delivery_id, a.attempted_at, a.status_code, a.latency_ms, a.error, \
+                 a.response_excerpt, a.node FROM delivery_attempts a \
+                 JOIN deliveries d ON d.id = a.delivery_id \
+                 WHERE d.application_id = $1 AND a.delivery_id = $2 ORDER BY a.id",
+            )
+            .bind(app.0)
+            .bind(delivery.0)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(attempt_from_row)
+                .collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Schedules a delivery of `app` to go out again now, unless it is being sent right now.
+    /// `None` when there is no such delivery or it is in flight.
+    pub async fn retry_delivery(
+        &self,
+        app: ApplicationId,
+        id: DeliveryId,
+    ) -> Result<Option<Delivery>> {
+        let now = freshet_model::time::now();
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query(concat!(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL, \
+                 leased_by = NULL, updated_at = $3 \
+                 WHERE application_id = $1 AND id = $2 AND status <> 'delivering' RETURNING ",
+                columns!()
+            ))
+            .bind(app.0)
+            .bind(id.0)
+            .bind(Ts(now))
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| delivery_from_row(&r)).transpose()?)
+        })
+    }
+
+    /// Sends an endpoint's events from `[since, until)` again: settled deliveries are re-queued
+    /// (keeping their `webhook-id`), and events the endpoint never had a delivery for — because
+    /// it was created later, say — get one when `wanted` accepts their type. Returns
+    /// (re-queued, created).
+    pub async fn replay_endpoint(
+        &self,
+        app: ApplicationId,
+        endpoint: EndpointId,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        wanted: impl Fn(EventType) -> bool,
+    ) -> Result<(u64, u64)> {
+        let now = freshet_model::time::now();
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let requeued = sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, lease_until = NULL, \
+                 leased_by = NULL, updated_at = $5 \
+                 WHERE application_id = $1 AND endpoint_id = $2 AND status <> 'delivering' \
+                   AND event_id IN (SELECT id FROM events WHERE application_id = $1 \
+                                    AND created_at >= $3 AND created_at < $4)",
+            )
+            .bind(app.0)
+            .bind(endpoint.0)
+            .bind(Ts(since))
+            .bind(Ts(until))
+            .bind(Ts(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let ordered: Option<bool> = sqlx::query(
+                "SELECT ordered FROM webhook_endpoints WHERE application_id = $1 AND id = $2",
+            )
+            .bind(app.0)
+            .bind(endpoint.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.bool("ordered"))
+            .transpose()?;
+            let Some(ordered) = ordered else {
+                return Ok((0, 0));
+            };
+            let missing = sqlx::query(
+                "SELECT e.id, e.event_type, e.customer_id FROM events e \
+                 WHERE e.application_id = $1 AND e.created_at >= $3 AND e.created_at < $4 \
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = $2) \
+                 ORDER BY e.id",
+            )
+            .bind(app.0)
+            .bind(endpoint.0)
+            .bind(Ts(since))
+            .bind(Ts(until))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut created = 0;
+            for row in &missing {
+                let event_type = EventType::parse(&row.text("event_type")?);
+                if !event_type.is_some_and(&wanted) {
+                    continue;
+                }
+                let key = row
+                    .opt_uuid("customer_id")?
+                    .filter(|_| ordered)
+                    .map(|c| c.to_string());
+                sqlx::query(
+                    "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, \
+                     attempts, next_attempt_at, lease_until, leased_by, ordering_key, \
+                     last_status_code, last_error, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, NULL, $6, NULL, NULL, $5, $5)",
+                )
+                .bind(DeliveryId::new().0)
+                .bind(app.0)
+                .bind(row.uuid("id")?)
+                .bind(endpoint.0)
+                .bind(Ts(now))
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+                created += 1;
+            }
+            tx.commit().await?;
+            Ok((requeued, created))
+        })
+    }
+}

@@ -1,0 +1,252 @@
+//! Webhook endpoints of an application.
+//!
+//! Updates are read-modify-write inside one transaction (the row locked on PostgreSQL, the
+//! single writer on SQLite), so the rules for what may change live in the caller's closure
+//! and concurrent updates cannot lose each other's changes.
+
+use freshet_model::{
+    ApplicationId, EventType, Page, PageRequest,
+    webhooks::{EndpointId, WebhookEndpoint},
+};
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    Result, Store, StoreError, StoreKind,
+    codec::{RowExt, Ts},
+    on_pool,
+};
+
+/// A new endpoint; the caller has validated every field.
+#[derive(Clone, Debug)]
+pub struct NewEndpoint {
+    pub url: String,
+    pub dialect: String,
+    pub event_types: Option<Vec<EventType>>,
+    pub description: Option<String>,
+    pub ordered: bool,
+    pub security_header: Option<String>,
+    pub partner_app_id: Option<String>,
+    pub active_from: OffsetDateTime,
+    pub secret: String,
+    pub retry_schedule: Option<Vec<u32>>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, application_id, url, dialect, event_types, description, enabled, disabled_reason, \
+         ordered, security_header, partner_app_id, active_from, secret, previous_secret, \
+         previous_secret_until, retry_schedule, last_success_at, failing_since, created_at, \
+         updated_at"
+    };
+}
+pub(crate) use columns as endpoint_columns;
+
+/// Event types as stored: `,a,b,`, so one `LIKE '%,type,%'` filters on both engines.
+pub(crate) fn encode_types(types: &Option<Vec<EventType>>) -> Option<String> {
+    types.as_ref().map(|ts| {
+        let names: Vec<_> = ts.iter().map(|t| t.as_str()).collect();
+        format!(",{},", names.join(","))
+    })
+}
+
+fn decode_types(stored: Option<String>) -> Result<Option<Vec<EventType>>, sqlx::Error> {
+    stored
+        .map(|s| {
+            s.split(',')
+                .filter(|n| !n.is_empty())
+                .map(|n| {
+                    EventType::parse(n)
+                        .ok_or_else(|| sqlx::Error::Decode(format!("event type {n}").into()))
+                })
+                .collect()
+        })
+        .transpose()
+}
+
+pub(crate) fn endpoint_from_row(r: &impl RowExt) -> Result<WebhookEndpoint, sqlx::Error> {
+    Ok(WebhookEndpoint {
+        id: r.uuid("id")?.into(),
+        application_id: r.uuid("application_id")?.into(),
+        url: r.text("url")?,
+        dialect: r.text("dialect")?,
+        event_types: decode_types(r.opt_text("event_types")?)?,
+        description: r.opt_text("description")?,
+        enabled: r.bool("enabled")?,
+        disabled_reason: r.opt_text("disabled_reason")?,
+        ordered: r.bool("ordered")?,
+        security_header: r.opt_text("security_header")?,
+        partner_app_id: r.opt_text("partner_app_id")?,
+        active_from: r.ts("active_from")?,
+        secret: r.text("secret")?,
+        previous_secret: r.opt_text("previous_secret")?,
+        previous_secret_until: r.opt_ts("previous_secret_until")?,
+        retry_schedule: r.opt_json("retry_schedule")?,
+        last_success_at: r.opt_ts("last_success_at")?,
+        failing_since: r.opt_ts("failing_since")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Creates an endpoint for `app`.
+    pub async fn insert_endpoint(
+        &self,
+        app: ApplicationId,
+        e: &NewEndpoint,
+    ) -> Result<WebhookEndpoint> {
+        let now = freshet_model::time::now();
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query(concat!(
+                "INSERT INTO webhook_endpoints (",
+                columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, TRUE, NULL, $7, $8, $9, $10, $11, NULL, NULL, \
+                 $12, NULL, NULL, $13, $13) RETURNING ",
+                columns!()
+            ))
+            .bind(EndpointId::new().0)
+            .bind(app.0)
+            .bind(&e.url)
+            .bind(&e.dialect)
+            .bind(encode_types(&e.event_types))
+            .bind(&e.description)
+            .bind(e.ordered)
+            .bind(&e.security_header)
+            .bind(&e.partner_app_id)
+            .bind(Ts(e.active_from))
+            .bind(&e.secret)
+            .bind(e.retry_schedule.as_ref().map(Json))
+            .bind(Ts(now))
+            .fetch_one(pool)
+            .await?;
+            Ok(endpoint_from_row(&row)?)
+        })
+    }
+
+    /// Reads an endpoint of `app`.
+    pub async fn get_endpoint(
+        &self,
+        app: ApplicationId,
+        id: EndpointId,
+    ) -> Result<Option<WebhookEndpoint>> {
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2"
+            ))
+            .bind(app.0)
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| endpoint_from_row(&r)).transpose()?)
+        })
+    }
+
+    /// Lists `app`'s endpoints in creation order.
+    pub async fn list_endpoints(
+        &self,
+        app: ApplicationId,
+        page: PageRequest,
+    ) -> Result<Page<WebhookEndpoint>> {
+        let after = page.after.map(|c| c.0).unwrap_or(Uuid::nil());
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(app.0)
+            .bind(after)
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(pool)
+            .await?;
+            let list = rows
+                .iter()
+                .map(endpoint_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Page::from_overfetch(list, page.limit, |e| e.id.0))
+        })
+    }
+
+    /// Changes an endpoint of `app` through `change`, atomically. `Ok(None)` when there is no
+    /// such endpoint; the closure's error aborts the update and is returned as is.
+    pub async fn update_endpoint<E: From<StoreError>>(
+        &self,
+        app: ApplicationId,
+        id: EndpointId,
+        change: impl FnOnce(&mut WebhookEndpoint) -> Result<(), E>,
+    ) -> Result<Option<WebhookEndpoint>, E> {
+        let select = match self.kind() {
+            StoreKind::Sqlite => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2"
+            ),
+            StoreKind::Postgres => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 FOR UPDATE"
+            ),
+        };
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let row = sqlx::query(select)
+                .bind(app.0)
+                .bind(id.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(StoreError::from)?;
+            let Some(row) = row else { return Ok(None) };
+            let mut e = endpoint_from_row(&row).map_err(StoreError::from)?;
+            change(&mut e)?;
+            e.updated_at = freshet_model::time::now();
+            sqlx::query(
+                "UPDATE webhook_endpoints SET url = $3, dialect = $4, event_types = $5, \
+                 description = $6, enabled = $7, disabled_reason = $8, ordered = $9, \
+                 security_header = $10, partner_app_id = $11, active_from = $12, secret = $13, \
+                 previous_secret = $14, previous_secret_until = $15, retry_schedule = $16, \
+                 failing_since = $17, updated_at = $18 \
+                 WHERE application_id = $1 AND id = $2",
+            )
+            .bind(app.0)
+            .bind(id.0)
+            .bind(&e.url)
+            .bind(&e.dialect)
+            .bind(encode_types(&e.event_types))
+            .bind(&e.description)
+            .bind(e.enabled)
+            .bind(&e.disabled_reason)
+            .bind(e.ordered)
+            .bind(&e.security_header)
+            .bind(&e.partner_app_id)
+            .bind(Ts(e.active_from))
+            .bind(&e.secret)
+            .bind(&e.previous_secret)
+            .bind(e.previous_secret_until.map(Ts))
+            .bind(e.retry_schedule.as_ref().map(Json))
+            .bind(e.failing_since.map(Ts))
+            .bind(Ts(e.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(Some(e))
+        })
+    }
+
+    /// Deletes an endpoint of `app` with its deliveries; `false` if there was none.
+    pub async fn delete_endpoint(&self, app: ApplicationId, id: EndpointId) -> Result<bool> {
+        on_pool!(self, write, |pool| {
+            let done =
+                sqlx::query("DELETE FROM webhook_endpoints WHERE application_id = $1 AND id = $2")
+                    .bind(app.0)
+                    .bind(id.0)
+                    .execute(pool)
+                    .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+}

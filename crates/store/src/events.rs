@@ -1,0 +1,206 @@
+//! The event log, and the fan-out of each event into deliveries.
+//!
+//! Recording an event inserts its deliveries in the same transaction — one per endpoint of the
+//! application that is enabled, active, subscribed to the type and of a dialect that sends it —
+//! so an event is never stored without its deliveries, nor delivered without being stored.
+
+use freshet_model::{
+    ApplicationId, CustomerId, EventType, Page, PageRequest,
+    webhooks::{DeliveryId, EndpointId, EventId},
+};
+use serde_json::Value;
+use sqlx::types::Json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{
+    Result, Store, Tx,
+    codec::{RowExt, Ts},
+    on_pool, on_tx,
+};
+
+/// An event as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredEvent {
+    pub id: EventId,
+    pub application_id: ApplicationId,
+    pub event_type: EventType,
+    pub customer_id: Option<CustomerId>,
+    pub created_at: OffsetDateTime,
+    /// The canonical payload.
+    pub data: Value,
+}
+
+/// Which events to list.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub event_type: Option<EventType>,
+    /// Only events at or after this instant.
+    pub since: Option<OffsetDateTime>,
+    /// Only events before this instant.
+    pub until: Option<OffsetDateTime>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, application_id, event_type, customer_id, created_at, data"
+    };
+}
+pub(crate) use columns as event_columns;
+
+pub(crate) fn event_from_row(r: &impl RowExt) -> Result<StoredEvent, sqlx::Error> {
+    let event_type = r.text("event_type")?;
+    Ok(StoredEvent {
+        id: r.uuid("id")?.into(),
+        application_id: r.uuid("application_id")?.into(),
+        event_type: EventType::parse(&event_type)
+            .ok_or_else(|| sqlx::Error::Decode(format!("event type {event_type}").into()))?,
+        customer_id: r.opt_uuid("customer_id")?.map(CustomerId),
+        created_at: r.ts("created_at")?,
+        data: r.opt_json("data")?.unwrap_or(Value::Null),
+    })
+}
+
+/// Where a new event goes: to every matching endpoint, or to one only (test events).
+#[derive(Clone, Copy, Debug)]
+pub enum Fanout<'a> {
+    /// Every enabled, active, subscribed endpoint whose dialect is one of these.
+    Subscribers { dialects: &'a [&'a str] },
+    /// This endpoint, whatever its subscriptions.
+    Only(EndpointId),
+}
+
+impl Tx {
+    /// Stores an event and creates its deliveries; returns how many.
+    pub async fn record_event(&mut self, event: &StoredEvent, fanout: Fanout<'_>) -> Result<u64> {
+        let now = freshet_model::time::now();
+        on_tx!(self, |conn| {
+            sqlx::query(concat!(
+                "INSERT INTO events (",
+                columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ))
+            .bind(event.id.0)
+            .bind(event.application_id.0)
+            .bind(event.event_type.as_str())
+            .bind(event.customer_id.map(|c| c.0))
+            .bind(Ts(event.created_at))
+            .bind(Json(&event.data))
+            .execute(&mut *conn)
+            .await?;
+            let targets: Vec<(Uuid, bool)> = match fanout {
+                Fanout::Subscribers { dialects } => {
+                    let dialects = format!(",{},", dialects.join(","));
+                    let type_pattern = format!("%,{},%", event.event_type.as_str());
+                    sqlx::query(
+                        "SELECT id, ordered FROM webhook_endpoints \
+                         WHERE application_id = $1 AND enabled AND active_from <= $2 \
+                           AND (event_types IS NULL OR event_types LIKE $3) \
+                           AND $4 LIKE '%,' || dialect || ',%'",
+                    )
+                    .bind(event.application_id.0)
+                    .bind(Ts(now))
+                    .bind(type_pattern)
+                    .bind(dialects)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.uuid("id")?, r.bool("ordered")?)))
+                    .collect::<Result<_, sqlx::Error>>()?
+                }
+                Fanout::Only(endpoint) => sqlx::query(
+                    "SELECT id, ordered FROM webhook_endpoints WHERE application_id = $1 AND id = $2",
+                )
+                .bind(event.application_id.0)
+                .bind(endpoint.0)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|r| Ok((r.uuid("id")?, r.bool("ordered")?)))
+                .collect::<Result<_, sqlx::Error>>()?,
+            };
+            let ordering_key = event.customer_id.map(|c| c.0.to_string());
+            for (endpoint, ordered) in &targets {
+                sqlx::query(
+                    "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, \
+                     attempts, next_attempt_at, lease_until, leased_by, ordering_key, \
+                     last_status_code, last_error, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, NULL, $6, NULL, NULL, $5, $5)",
+                )
+                .bind(DeliveryId::new().0)
+                .bind(event.application_id.0)
+                .bind(event.id.0)
+                .bind(endpoint)
+                .bind(Ts(now))
+                .bind(if *ordered {
+                    ordering_key.as_deref()
+                } else {
+                    None
+                })
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(targets.len() as u64)
+        })
+    }
+}
+
+impl Store {
+    /// Stores an event with its deliveries in a transaction of its own.
+    pub async fn record_event(&self, event: &StoredEvent, fanout: Fanout<'_>) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = tx.record_event(event, fanout).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Reads an event of `app`.
+    pub async fn get_event(&self, app: ApplicationId, id: EventId) -> Result<Option<StoredEvent>> {
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE application_id = $1 AND id = $2"
+            ))
+            .bind(app.0)
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.map(|r| event_from_row(&r)).transpose()?)
+        })
+    }
+
+    /// Lists `app`'s events, oldest first, filtered.
+    pub async fn list_events(
+        &self,
+        app: ApplicationId,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<StoredEvent>> {
+        let after = page.after.map(|c| c.0).unwrap_or(Uuid::nil());
+        let far_past = OffsetDateTime::UNIX_EPOCH;
+        let far_future = OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000);
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE application_id = $1 AND id > $2 \
+                  AND ($3 IS NULL OR event_type = $3) AND created_at >= $4 AND created_at < $5 \
+                  ORDER BY id LIMIT $6"
+            ))
+            .bind(app.0)
+            .bind(after)
+            .bind(filter.event_type.map(|t| t.as_str()))
+            .bind(Ts(filter.since.unwrap_or(far_past)))
+            .bind(Ts(filter.until.unwrap_or(far_future)))
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(pool)
+            .await?;
+            let list = rows
+                .iter()
+                .map(event_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Page::from_overfetch(list, page.limit, |e| e.id.0))
+        })
+    }
+}

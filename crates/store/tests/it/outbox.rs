@@ -1,0 +1,642 @@
+//! Endpoints, the event log and the delivery outbox.
+
+use std::collections::HashSet;
+
+use freshet_model::{
+    ApplicationId, CustomerId, EventType, PageRequest,
+    webhooks::{DeliveryStatus, EndpointId, EventId},
+};
+use freshet_store::{
+    AttemptRecord, Claim, EventFilter, Fanout, Finished, NewEndpoint, Outcome, StoreError,
+    StoredEvent, testing::TestDb,
+};
+use serde_json::json;
+use time::Duration;
+
+use crate::applications::key;
+
+const ALL: &[&str] = &["standard", "bud", "tatra", "klavi", "yodlee"];
+
+async fn app(db: &TestDb) -> ApplicationId {
+    let lookup = format!("lk_{}", uuid::Uuid::now_v7().simple());
+    db.store
+        .create_application("outbox", &key(&lookup))
+        .await
+        .unwrap()
+        .id
+}
+
+fn endpoint(dialect: &str) -> NewEndpoint {
+    NewEndpoint {
+        url: "http://127.0.0.1:9/hook".into(),
+        dialect: dialect.into(),
+        event_types: None,
+        description: None,
+        ordered: false,
+        security_header: None,
+        partner_app_id: None,
+        active_from: freshet_model::time::now() - Duration::seconds(1),
+        secret: "whsec_c2VjcmV0".into(),
+        retry_schedule: None,
+    }
+}
+
+fn event(app: ApplicationId, t: EventType, customer: Option<CustomerId>) -> StoredEvent {
+    StoredEvent {
+        id: EventId::new(),
+        application_id: app,
+        event_type: t,
+        customer_id: customer,
+        created_at: freshet_model::time::now(),
+        data: json!({"n": 1}),
+    }
+}
+
+fn attempt(code: Option<u16>) -> AttemptRecord {
+    AttemptRecord {
+        attempted_at: freshet_model::time::now(),
+        status_code: code,
+        latency_ms: 3,
+        error: code.is_none().then(|| "connection refused".into()),
+        response_excerpt: Some("ok".into()),
+        node: "node-a".into(),
+    }
+}
+
+fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
+    Finished {
+        delivery_id: c.delivery.id,
+        endpoint_id: c.endpoint.id,
+        token: c.token.clone(),
+        attempt: attempt(code),
+        outcome,
+    }
+}
+
+async fn claim(db: &TestDb) -> Vec<Claim> {
+    db.store
+        .claim_due("node-a", Duration::seconds(30), 100)
+        .await
+        .unwrap()
+}
+
+pub async fn endpoints_crud_and_isolation(db: &TestDb) {
+    let a = app(db).await;
+    let b = app(db).await;
+    let mut new = endpoint("tatra");
+    new.event_types = Some(vec![EventType::AccountsUpdated, EventType::TransactionsNew]);
+    new.retry_schedule = Some(vec![1, 2, 3]);
+    let e = db.store.insert_endpoint(a, &new).await.unwrap();
+    assert!(e.enabled);
+    assert_eq!(e.event_types, new.event_types);
+    assert_eq!(e.retry_schedule, Some(vec![1, 2, 3]));
+    assert_eq!(
+        db.store.get_endpoint(a, e.id).await.unwrap().as_ref(),
+        Some(&e)
+    );
+    assert!(db.store.get_endpoint(b, e.id).await.unwrap().is_none());
+    assert!(
+        db.store
+            .list_endpoints(b, PageRequest::first())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    assert_eq!(
+        db.store
+            .list_endpoints(a, PageRequest::first())
+            .await
+            .unwrap()
+            .data
+            .len(),
+        1
+    );
+
+    let updated = db
+        .store
+        .update_endpoint::<StoreError>(a, e.id, |e| {
+            e.description = Some("changed".into());
+            e.previous_secret = Some(e.secret.clone());
+            e.secret = "whsec_bmV3".into();
+            Ok(())
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.description.as_deref(), Some("changed"));
+    assert_eq!(updated.previous_secret.as_deref(), Some("whsec_c2VjcmV0"));
+    assert_eq!(db.store.get_endpoint(a, e.id).await.unwrap(), Some(updated));
+    let foreign = db
+        .store
+        .update_endpoint::<StoreError>(b, e.id, |_| Ok(()))
+        .await
+        .unwrap();
+    assert!(foreign.is_none());
+    // A refused change leaves the row as it was.
+    let refused = db
+        .store
+        .update_endpoint(a, e.id, |e| {
+            e.url = "http://changed".into();
+            Err(StoreError::Corrupt("refused".into()))
+        })
+        .await;
+    assert!(refused.is_err());
+    assert_ne!(
+        db.store.get_endpoint(a, e.id).await.unwrap().unwrap().url,
+        "http://changed"
+    );
+
+    assert!(!db.store.delete_endpoint(b, e.id).await.unwrap());
+    assert!(db.store.delete_endpoint(a, e.id).await.unwrap());
+    assert!(db.store.get_endpoint(a, e.id).await.unwrap().is_none());
+}
+
+pub async fn events_fan_out_to_matching_endpoints(db: &TestDb) {
+    let a = app(db).await;
+    let other = app(db).await;
+    let all = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let mut only_revoked = endpoint("standard");
+    only_revoked.event_types = Some(vec![EventType::ConsentRevoked]);
+    db.store.insert_endpoint(a, &only_revoked).await.unwrap();
+    db.store
+        .insert_endpoint(a, &endpoint("tatra"))
+        .await
+        .unwrap();
+    let mut later = endpoint("standard");
+    later.active_from = freshet_model::time::now() + Duration::hours(1);
+    db.store.insert_endpoint(a, &later).await.unwrap();
+    let off = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    db.store
+        .update_endpoint::<StoreError>(a, off.id, |e| {
+            e.enabled = false;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    db.store
+        .insert_endpoint(other, &endpoint("standard"))
+        .await
+        .unwrap();
+
+    // Sent by `standard` only: the enabled, active, unfiltered standard endpoint gets it.
+    let e = event(a, EventType::LinkCreated, None);
+    assert_eq!(
+        db.store
+            .record_event(
+                &e,
+                Fanout::Subscribers {
+                    dialects: &["standard"]
+                }
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    let deliveries = db.store.list_event_deliveries(a, e.id).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].endpoint_id, all.id);
+    assert_eq!(deliveries[0].status, DeliveryStatus::Pending);
+    // Revocations also reach the filtered endpoint; tatra's dialect does not send them.
+    let r = event(a, EventType::ConsentRevoked, None);
+    let n = db
+        .store
+        .record_event(
+            &r,
+            Fanout::Subscribers {
+                dialects: &["standard", "bud"],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // Test events go to the one endpoint named, even a filtered one.
+    let t = event(a, EventType::EndpointTest, None);
+    assert_eq!(
+        db.store
+            .record_event(&t, Fanout::Only(off.id))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.store
+            .record_event(
+                &event(a, EventType::EndpointTest, None),
+                Fanout::Only(EndpointId::new())
+            )
+            .await
+            .unwrap(),
+        0
+    );
+
+    let stored = db.store.get_event(a, e.id).await.unwrap().unwrap();
+    assert_eq!(stored, e);
+    assert!(db.store.get_event(other, e.id).await.unwrap().is_none());
+    let revoked = EventFilter {
+        event_type: Some(EventType::ConsentRevoked),
+        ..Default::default()
+    };
+    let page = db
+        .store
+        .list_events(a, &revoked, PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(
+        page.data.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![r.id]
+    );
+    let future = EventFilter {
+        since: Some(freshet_model::time::now() + Duration::hours(1)),
+        ..Default::default()
+    };
+    assert!(
+        db.store
+            .list_events(a, &future, PageRequest::first())
+            .await
+            .unwrap()
+            .data
+            .is_empty()
+    );
+    let everything = db
+        .store
+        .list_events(a, &EventFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(everything.data.len(), 4);
+}
+
+pub async fn claims_lease_and_expire(db: &TestDb) {
+    let a = app(db).await;
+    db.store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        db.store
+            .record_event(
+                &event(a, EventType::LinkCreated, None),
+                Fanout::Subscribers { dialects: ALL },
+            )
+            .await
+            .unwrap();
+    }
+    let first = claim(db).await;
+    assert_eq!(first.len(), 3);
+    assert!(
+        first
+            .iter()
+            .all(|c| c.delivery.status == DeliveryStatus::Delivering)
+    );
+    assert!(
+        first
+            .iter()
+            .all(|c| c.event.id == c.delivery.event_id && c.endpoint.id == c.delivery.endpoint_id)
+    );
+    assert!(
+        claim(db).await.is_empty(),
+        "leased deliveries are not claimed twice"
+    );
+    // A node that leased with an already-expired lease (as if it died) loses them to the next.
+    let lost = db
+        .store
+        .claim_due("dead-node", Duration::seconds(-1), 100)
+        .await
+        .unwrap();
+    assert!(lost.is_empty(), "still leased by node-a");
+    let a2 = app(db).await;
+    db.store
+        .insert_endpoint(a2, &endpoint("standard"))
+        .await
+        .unwrap();
+    db.store
+        .record_event(
+            &event(a2, EventType::LinkCreated, None),
+            Fanout::Subscribers { dialects: ALL },
+        )
+        .await
+        .unwrap();
+    let short = db
+        .store
+        .claim_due("dying-node", Duration::milliseconds(-10), 100)
+        .await
+        .unwrap();
+    assert_eq!(short.len(), 1);
+    let retaken = claim(db).await;
+    assert_eq!(retaken.len(), 1, "an expired lease is claimable again");
+    assert_eq!(retaken[0].delivery.id, short[0].delivery.id);
+}
+
+pub async fn ordered_endpoints_wait_for_earlier_deliveries(db: &TestDb) {
+    let a = app(db).await;
+    let mut ordered = endpoint("standard");
+    ordered.ordered = true;
+    db.store.insert_endpoint(a, &ordered).await.unwrap();
+    let alice = CustomerId::new();
+    let bob = CustomerId::new();
+    let fan = Fanout::Subscribers { dialects: ALL };
+    let a1 = event(a, EventType::LinkCreated, Some(alice));
+    let a2 = event(a, EventType::ConsentAuthorised, Some(alice));
+    let b1 = event(a, EventType::LinkCreated, Some(bob));
+    for e in [&a1, &a2, &b1] {
+        db.store.record_event(e, fan).await.unwrap();
+    }
+    let first = claim(db).await;
+    let ids: HashSet<_> = first.iter().map(|c| c.event.id).collect();
+    assert_eq!(
+        ids,
+        HashSet::from([a1.id, b1.id]),
+        "alice's second waits for her first"
+    );
+    // Alice's first fails and is due again at once: it goes out again, her second still waits.
+    let alice_first = first.iter().find(|c| c.event.id == a1.id).unwrap();
+    let now = freshet_model::time::now();
+    db.store
+        .finish_attempts(&[finished(alice_first, Outcome::Retry { at: now }, Some(503))])
+        .await
+        .unwrap();
+    let retry = claim(db).await;
+    assert_eq!(
+        retry.iter().map(|c| c.event.id).collect::<Vec<_>>(),
+        vec![a1.id]
+    );
+    // Once it succeeds, the second may leave.
+    db.store
+        .finish_attempts(&[finished(&retry[0], Outcome::Succeeded, Some(200))])
+        .await
+        .unwrap();
+    let next = claim(db).await;
+    assert_eq!(
+        next.iter().map(|c| c.event.id).collect::<Vec<_>>(),
+        vec![a2.id]
+    );
+}
+
+pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
+    let a = app(db).await;
+    let ep = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let fan = Fanout::Subscribers { dialects: ALL };
+    let e1 = event(a, EventType::LinkCreated, None);
+    let e2 = event(a, EventType::LinkCreated, None);
+    db.store.record_event(&e1, fan).await.unwrap();
+    db.store.record_event(&e2, fan).await.unwrap();
+    let claims = claim(db).await;
+    let later = freshet_model::time::now() + Duration::minutes(5);
+    let failing = db
+        .store
+        .finish_attempts(&[
+            finished(&claims[0], Outcome::Retry { at: later }, Some(500)),
+            finished(&claims[1], Outcome::Dead, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(failing.len(), 1);
+    assert_eq!(failing[0].0, ep.id);
+    let d0 = db
+        .store
+        .get_delivery(a, claims[0].delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d0.status, d0.attempts, d0.last_status_code),
+        (DeliveryStatus::Failed, 1, Some(500))
+    );
+    assert_eq!(d0.next_attempt_at, later);
+    let d1 = db
+        .store
+        .get_delivery(a, claims[1].delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d1.status, DeliveryStatus::Dead);
+    assert_eq!(d1.last_error.as_deref(), Some("connection refused"));
+    let attempts = db.store.list_attempts(a, d0.id).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].status_code, attempts[0].latency_ms),
+        (Some(500), 3)
+    );
+    assert!(claim(db).await.is_empty(), "the retry is not due yet");
+    let since = db
+        .store
+        .get_endpoint(a, ep.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .failing_since
+        .unwrap();
+
+    // A success ends the run of failures.
+    db.store.retry_delivery(a, d0.id).await.unwrap().unwrap();
+    let c = claim(db).await;
+    assert_eq!(c.len(), 1);
+    assert!(
+        db.store
+            .finish_attempts(&[finished(&c[0], Outcome::Succeeded, Some(204))])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let healthy = db.store.get_endpoint(a, ep.id).await.unwrap().unwrap();
+    assert!(healthy.failing_since.is_none());
+    assert!(healthy.last_success_at.unwrap() >= since);
+    let d0 = db.store.get_delivery(a, d0.id).await.unwrap().unwrap();
+    assert_eq!((d0.status, d0.attempts), (DeliveryStatus::Succeeded, 2));
+    assert_eq!(db.store.list_attempts(a, d0.id).await.unwrap().len(), 2);
+    // Attempts of another application's delivery are invisible.
+    let b = app(db).await;
+    assert!(db.store.list_attempts(b, d0.id).await.unwrap().is_empty());
+    assert!(db.store.get_delivery(b, d0.id).await.unwrap().is_none());
+}
+
+pub async fn a_lost_lease_does_not_overwrite(db: &TestDb) {
+    let a = app(db).await;
+    db.store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    db.store
+        .record_event(
+            &event(a, EventType::LinkCreated, None),
+            Fanout::Subscribers { dialects: ALL },
+        )
+        .await
+        .unwrap();
+    let slow = db
+        .store
+        .claim_due("slow", Duration::milliseconds(-10), 10)
+        .await
+        .unwrap();
+    let fast = claim(db).await;
+    assert_eq!(fast.len(), 1);
+    db.store
+        .finish_attempts(&[finished(&fast[0], Outcome::Succeeded, Some(200))])
+        .await
+        .unwrap();
+    db.store
+        .finish_attempts(&[finished(&slow[0], Outcome::Dead, None)])
+        .await
+        .unwrap();
+    let d = db
+        .store
+        .get_delivery(a, fast[0].delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d.status,
+        DeliveryStatus::Succeeded,
+        "the late node's verdict is not applied"
+    );
+    assert_eq!(
+        db.store.list_attempts(a, d.id).await.unwrap().len(),
+        2,
+        "both attempts are on record"
+    );
+}
+
+pub async fn retry_and_replay(db: &TestDb) {
+    let a = app(db).await;
+    let ep = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let fan = Fanout::Subscribers { dialects: ALL };
+    let start = freshet_model::time::now();
+    let e1 = event(a, EventType::LinkCreated, None);
+    db.store.record_event(&e1, fan).await.unwrap();
+    let c = claim(db).await;
+    // In flight: cannot be retried.
+    assert!(
+        db.store
+            .retry_delivery(a, c[0].delivery.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.store
+        .finish_attempts(&[finished(&c[0], Outcome::Succeeded, Some(200))])
+        .await
+        .unwrap();
+
+    // An endpoint created afterwards, and an event only the first endpoint got.
+    let late = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let (requeued, created) = db
+        .store
+        .replay_endpoint(
+            a,
+            late.id,
+            start,
+            freshet_model::time::now() + Duration::seconds(1),
+            |_| true,
+        )
+        .await
+        .unwrap();
+    assert_eq!((requeued, created), (0, 1));
+    let (requeued, created) = db
+        .store
+        .replay_endpoint(
+            a,
+            ep.id,
+            start,
+            freshet_model::time::now() + Duration::seconds(1),
+            |_| true,
+        )
+        .await
+        .unwrap();
+    assert_eq!((requeued, created), (1, 0));
+    let first_id = c[0].delivery.id;
+    let again = claim(db).await;
+    assert_eq!(again.len(), 2);
+    let replayed = again.iter().find(|c| c.endpoint.id == ep.id).unwrap();
+    assert_eq!(
+        (replayed.delivery.id, replayed.delivery.attempts),
+        (first_id, 1),
+        "the replayed delivery keeps its id and history"
+    );
+    // A filter that refuses the type creates nothing; a range before the events finds nothing.
+    let other = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let none = db
+        .store
+        .replay_endpoint(a, other.id, start, freshet_model::time::now(), |_| false)
+        .await
+        .unwrap();
+    assert_eq!(none, (0, 0));
+    let before = db
+        .store
+        .replay_endpoint(
+            a,
+            other.id,
+            start - Duration::hours(2),
+            start - Duration::hours(1),
+            |_| true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(before, (0, 0));
+}
+
+pub async fn concurrent_claimers_never_share(db: &TestDb) {
+    let a = app(db).await;
+    db.store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let mut tx = db.store.begin().await.unwrap();
+    for _ in 0..200 {
+        tx.record_event(
+            &event(a, EventType::LinkCreated, None),
+            Fanout::Subscribers { dialects: ALL },
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claimers = (0..4).map(|i| {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store
+                    .claim_due(&format!("node-{i}"), Duration::seconds(30), 16)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    break mine;
+                }
+                mine.extend(batch.into_iter().map(|c| c.delivery.id));
+            }
+        })
+    });
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for c in claimers {
+        for id in c.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id), "delivery {id:?} claimed twice");
+        }
+    }
+    assert_eq!(total, 200);
+}
