@@ -4,6 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use freshet_api::{ApiOptions, AppState};
+use freshet_engine::Engine;
 use freshet_store::{Store, StoreOptions};
 use secrecy::ExposeSecret;
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -40,8 +41,10 @@ impl Server {
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
 
+        let engine = Engine::new(store.clone());
         let state = AppState {
             store: store.clone(),
+            engine: engine.clone(),
             admin_token: config.admin_token.clone(),
         };
         let app = freshet_api::router(

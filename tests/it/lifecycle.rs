@@ -40,7 +40,17 @@ async fn openapi_matches_the_routes() {
         assert!(paths.contains_key(p), "{p} is not documented");
     }
     for (path, ops) in paths {
-        let concrete = path.replace("{customer_id}", &uuid::Uuid::now_v7().to_string());
+        let concrete: String = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    uuid::Uuid::now_v7().to_string()
+                } else {
+                    seg.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
         for method in ops.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let (_, body) = app.call(method.clone(), &concrete, None, None).await;

@@ -119,6 +119,10 @@ pub struct ListParams {
 }
 
 impl ListParams {
+    pub fn new(limit: Option<u32>, cursor: Option<String>) -> Self {
+        Self { limit, cursor }
+    }
+
     pub fn page(&self) -> Result<PageRequest, ApiError> {
         PageRequest::parse(self.limit, self.cursor.as_deref())
             .map_err(|(field, message)| ApiError::bad_field(field, message))

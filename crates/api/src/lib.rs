@@ -9,6 +9,7 @@
 mod applications;
 pub mod auth;
 mod customers;
+mod events;
 pub mod extract;
 mod health;
 pub mod problem;
@@ -92,6 +93,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(health::router())
         .merge(applications::router())
         .merge(customers::router())
+        .merge(events::router())
         .split_for_parts()
 }
 

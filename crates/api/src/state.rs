@@ -1,5 +1,6 @@
 //! What every handler can reach.
 
+use freshet_engine::Engine;
 use freshet_store::Store;
 use secrecy::SecretString;
 
@@ -7,6 +8,7 @@ use secrecy::SecretString;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    pub engine: Engine,
     /// Guards `/v1/applications`; `None` switches the admin API off.
     pub admin_token: Option<SecretString>,
 }

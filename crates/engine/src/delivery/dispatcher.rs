@@ -1,0 +1,344 @@
+//! Dispatchers: the loop that moves deliveries from the outbox to receivers.
+//!
+//! A pipeline, so that one slow receiver never holds up the rest: the claimer leases batches
+//! of due deliveries while there is room in flight; each claimed delivery is prepared (rendered
+//! in its dialect and signed) and sent by its own task; the recorder gathers results and writes
+//! them in batches. A wake-up from this node's API starts a claim at once; polling stays the
+//! truth, so work left by other nodes or by a crash is found too. On shutdown the claimer stops
+//! and everything already claimed is sent and recorded before [`Dispatcher::run`] returns.
+
+use std::{sync::Arc, time::Duration};
+
+use freshet_model::webhooks::EndpointId;
+use freshet_store::{AttemptRecord, Claim, Finished, Outcome, Store, StoreError};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    retry::RetryPolicy,
+    sender::{Outgoing, Sender, Sent},
+};
+
+/// Tuning of a node's dispatcher.
+#[derive(Clone, Debug)]
+pub struct DispatcherConfig {
+    /// This node's name in leases and attempt records.
+    pub node: String,
+    /// Deliveries claimed per statement.
+    pub batch_size: u32,
+    /// Deliveries claimed but not yet recorded, at most.
+    pub max_in_flight: usize,
+    /// How long a claim is exclusive; must exceed the HTTP timeout.
+    pub lease: Duration,
+    /// How often to look for due work when not woken.
+    pub idle_poll: Duration,
+    /// An endpoint without a success for this long is disabled.
+    pub disable_after: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        Self {
+            node: format!("node-{}", uuid::Uuid::now_v7().simple()),
+            batch_size: 64,
+            max_in_flight: 512,
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_millis(250),
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+        }
+    }
+}
+
+/// Turns a claimed delivery into a request: the dialect's body, signature and headers.
+pub type Prepare = Arc<dyn Fn(&Claim, OffsetDateTime) -> Result<Outgoing, String> + Send + Sync>;
+
+/// Called with endpoints that failed for longer than `disable_after`.
+pub type OnLongFailure = Arc<
+    dyn Fn(
+            EndpointId,
+            OffsetDateTime,
+        ) -> futures::future::BoxFuture<'static, Result<(), StoreError>>
+        + Send
+        + Sync,
+>;
+
+/// A node's dispatcher.
+pub struct Dispatcher {
+    store: Store,
+    sender: Sender,
+    prepare: Prepare,
+    on_long_failure: OnLongFailure,
+    config: DispatcherConfig,
+    wake: Arc<Notify>,
+}
+
+struct Done {
+    finished: Finished,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        sender: Sender,
+        prepare: Prepare,
+        on_long_failure: OnLongFailure,
+        config: DispatcherConfig,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            sender,
+            prepare,
+            on_long_failure,
+            config,
+            wake,
+        }
+    }
+
+    /// Claims, sends and records one batch, in order: the deterministic step tests drive.
+    /// Returns how many deliveries it attempted.
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let claims = self
+            .store
+            .claim_due(&self.config.node, self.lease(), self.config.batch_size)
+            .await?;
+        let n = claims.len();
+        let attempts = claims
+            .into_iter()
+            .map(|c| attempt(&self.sender, &self.prepare, &self.config.node, c));
+        let finished: Vec<Finished> = futures::future::join_all(attempts).await;
+        self.record(&finished).await?;
+        Ok(n)
+    }
+
+    /// Runs until `stop`, then finishes what it claimed.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let room = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+        let recorder = tokio::spawn(self.clone().record_loop(done_rx));
+        let mut backoff = Duration::from_millis(100);
+        while !stop.is_cancelled() {
+            let free = room
+                .available_permits()
+                .min(self.config.batch_size as usize);
+            if free == 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                }
+                continue;
+            }
+            match self
+                .store
+                .claim_due(&self.config.node, self.lease(), free as u32)
+                .await
+            {
+                Ok(claims) if claims.is_empty() => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.config.idle_poll) => {}
+                    }
+                }
+                Ok(claims) => {
+                    for claim in claims {
+                        let permit = room
+                            .clone()
+                            .try_acquire_owned()
+                            .expect("claimed within the free room");
+                        let (this, done) = (self.clone(), done_tx.clone());
+                        tokio::spawn(async move {
+                            let finished =
+                                attempt(&this.sender, &this.prepare, &this.config.node, claim)
+                                    .await;
+                            let _ = done.send(Done {
+                                finished,
+                                _permit: permit,
+                            });
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming deliveries failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        drop(done_tx);
+        // Every spawned attempt holds a sender; the recorder ends once they all reported.
+        let _ = recorder.await;
+        tracing::info!(node = %self.config.node, "dispatcher stopped");
+    }
+
+    async fn record_loop(self: Arc<Self>, mut done: mpsc::UnboundedReceiver<Done>) {
+        let max = self.config.batch_size as usize * 4;
+        let mut batch = Vec::with_capacity(max);
+        while let Some(first) = done.recv().await {
+            batch.push(first);
+            while batch.len() < max {
+                match done.try_recv() {
+                    Ok(d) => batch.push(d),
+                    Err(_) => break,
+                }
+            }
+            let finished: Vec<Finished> = batch.iter().map(|d| d.finished.clone()).collect();
+            let mut delay = Duration::from_millis(50);
+            // A failed write is retried: these attempts happened and must be on record (and
+            // until they are, their leases keep the deliveries from being sent again).
+            while let Err(e) = self.record(&finished).await {
+                tracing::warn!(error = %e, n = finished.len(), "recording attempts failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            batch.clear(); // releases the permits: room for more claims
+            self.wake.notify_one();
+        }
+    }
+
+    async fn record(&self, finished: &[Finished]) -> Result<(), StoreError> {
+        let failing = self.store.finish_attempts(finished).await?;
+        let now = freshet_model::time::now();
+        for (endpoint, since) in failing {
+            if now - since >= self.config.disable_after {
+                (self.on_long_failure)(endpoint, since).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn lease(&self) -> time::Duration {
+        time::Duration::try_from(self.config.lease).unwrap_or(time::Duration::MINUTE)
+    }
+}
+
+/// Prepares and sends one delivery, and decides what happens next.
+async fn attempt(sender: &Sender, prepare: &Prepare, node: &str, claim: Claim) -> Finished {
+    let now = freshet_model::time::now();
+    let sent = match prepare(&claim, now) {
+        Ok(out) => sender.send(out).await,
+        Err(e) => Sent {
+            status: None,
+            latency: Duration::ZERO,
+            excerpt: None,
+            retry_after: None,
+            error: Some(format!("could not render the event: {e}")),
+        },
+    };
+    let policy = claim
+        .endpoint
+        .retry_schedule
+        .as_deref()
+        .map(RetryPolicy::from_seconds)
+        .unwrap_or_default();
+    let outcome = decide(
+        &policy,
+        claim.delivery.attempts,
+        &sent,
+        now,
+        rand::random_range(-1.0..=1.0),
+    );
+    if !sent.succeeded() {
+        tracing::debug!(delivery = %claim.delivery.id, status = ?sent.status, error = ?sent.error, "attempt failed");
+    }
+    Finished {
+        delivery_id: claim.delivery.id,
+        endpoint_id: claim.endpoint.id,
+        token: claim.token,
+        attempt: AttemptRecord {
+            attempted_at: now,
+            status_code: sent.status,
+            latency_ms: sent.latency.as_millis() as u64,
+            error: sent.error,
+            response_excerpt: sent.excerpt,
+            node: node.to_string(),
+        },
+        outcome,
+    }
+}
+
+/// What follows an attempt: done, another try later, or no more tries.
+pub fn decide(
+    policy: &RetryPolicy,
+    attempts_before: u32,
+    sent: &Sent,
+    now: OffsetDateTime,
+    jitter: f64,
+) -> Outcome {
+    if sent.succeeded() {
+        return Outcome::Succeeded;
+    }
+    let asked = sent
+        .retry_after
+        .filter(|_| matches!(sent.status, Some(429 | 503)));
+    match policy.next_wait(attempts_before + 1, asked, jitter) {
+        Some(wait) => Outcome::Retry { at: now + wait },
+        None => Outcome::Dead,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn sent(status: Option<u16>, retry_after: Option<u64>) -> Sent {
+        Sent {
+            status,
+            latency: Duration::from_millis(1),
+            excerpt: None,
+            retry_after: retry_after.map(Duration::from_secs),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_schedule() {
+        let p = RetryPolicy::default();
+        let now = datetime!(2026-11-24 12:00 UTC);
+        assert_eq!(
+            decide(&p, 0, &sent(Some(204), None), now, 0.0),
+            Outcome::Succeeded
+        );
+        assert_eq!(
+            decide(&p, 0, &sent(Some(500), None), now, 0.0),
+            Outcome::Retry {
+                at: now + time::Duration::seconds(5)
+            }
+        );
+        assert_eq!(
+            decide(&p, 1, &sent(None, None), now, 0.0),
+            Outcome::Retry {
+                at: now + time::Duration::minutes(5)
+            }
+        );
+        assert_eq!(
+            decide(&p, 7, &sent(Some(500), None), now, 0.0),
+            Outcome::Dead
+        );
+        assert_eq!(
+            decide(&p, 0, &sent(Some(302), None), now, 0.0),
+            Outcome::Retry {
+                at: now + time::Duration::seconds(5)
+            }
+        );
+    }
+
+    #[test]
+    fn retry_after_counts_only_on_429_and_503() {
+        let p = RetryPolicy::default();
+        let now = datetime!(2026-11-24 12:00 UTC);
+        let wait = |s| match decide(&p, 0, &sent(Some(s), Some(90)), now, 0.0) {
+            Outcome::Retry { at } => (at - now).whole_seconds(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(wait(429), 90);
+        assert_eq!(wait(503), 90);
+        assert_eq!(wait(500), 5);
+    }
+}

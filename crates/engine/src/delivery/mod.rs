@@ -1,0 +1,6 @@
+//! Webhook delivery: retry policy, outbound-target guard, HTTP sender and dispatchers.
+
+pub mod dispatcher;
+pub mod retry;
+pub mod sender;
+pub mod target;

@@ -1,0 +1,11 @@
+//! freshet's engines: the work that happens between API calls.
+//!
+//! The delivery engine turns the outbox into HTTP requests: dispatchers claim due deliveries
+//! under a lease, render them in the endpoint's dialect, sign, POST, record the attempt and
+//! reschedule. (The refresh engine joins it here.) Engines talk to the world through the store
+//! and HTTP only, and each exposes a step a test can drive deterministically.
+
+pub mod delivery;
+mod handle;
+
+pub use handle::Engine;
