@@ -12,6 +12,7 @@ pub mod event;
 pub mod events;
 pub mod ids;
 pub mod page;
+pub mod reconcile;
 pub mod result_code;
 pub mod time;
 pub mod validation;
