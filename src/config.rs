@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use freshet_engine::delivery::target::{Cidr, TargetPolicy};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -70,6 +71,15 @@ pub struct ServeArgs {
     /// Largest number of database connections [default: 16].
     #[arg(long, env = "FRESHET_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
+    /// Seconds a webhook receiver has to answer [default: 15].
+    #[arg(long, env = "FRESHET_DELIVERY_TIMEOUT_SECONDS")]
+    pub delivery_timeout_seconds: Option<u64>,
+    /// IP ranges webhooks may target despite being private (comma-separated CIDRs).
+    #[arg(long, env = "FRESHET_ALLOW_TARGETS", value_delimiter = ',')]
+    pub allow_targets: Option<Vec<String>>,
+    /// This node's name in leases and attempt logs [default: generated].
+    #[arg(long, env = "FRESHET_NODE_NAME")]
+    pub node_name: Option<String>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -84,6 +94,9 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub shutdown_grace_seconds: Option<u64>,
     pub db_max_connections: Option<u32>,
+    pub delivery_timeout_seconds: Option<u64>,
+    pub allow_targets: Option<Vec<String>>,
+    pub node_name: Option<String>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -100,6 +113,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
     pub db_max_connections: u32,
+    pub delivery_timeout: Duration,
+    /// Ranges webhooks may target despite their kind.
+    pub allow_targets: Vec<Cidr>,
+    pub node_name: String,
 }
 
 impl Config {
@@ -114,6 +131,9 @@ impl Config {
             log_format: LogFormat::Text,
             shutdown_grace: Duration::from_secs(30),
             db_max_connections: 16,
+            delivery_timeout: Duration::from_secs(15),
+            allow_targets: Vec::new(),
+            node_name: default_node_name(),
         }
     }
 
@@ -160,6 +180,20 @@ impl Config {
                 .db_max_connections
                 .or(file.db_max_connections)
                 .unwrap_or(d.db_max_connections),
+            delivery_timeout: args
+                .delivery_timeout_seconds
+                .or(file.delivery_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.delivery_timeout),
+            allow_targets: args
+                .allow_targets
+                .or(file.allow_targets)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.trim().parse::<Cidr>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("allow_targets: {e}"))?,
+            node_name: args.node_name.or(file.node_name).unwrap_or(d.node_name),
         };
         config.validate()?;
         Ok(config)
@@ -175,6 +209,12 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes: must be at least 1024");
+        }
+        if !(1..=300).contains(&self.delivery_timeout.as_secs()) {
+            bail!("delivery_timeout_seconds: must be between 1 and 300");
+        }
+        if self.node_name.is_empty() || self.node_name.len() > 64 {
+            bail!("node_name: must be 1 to 64 characters");
         }
         if self.db_max_connections == 0 {
             bail!("db_max_connections: must be at least 1");
@@ -216,7 +256,8 @@ impl Config {
         let mask = |s: &Option<SecretString>| if s.is_some() { "<set>" } else { "<unset>" };
         format!(
             "listen = {}\ndatabase_url = {}\nprofile = {:?}\nadmin_token = {}\nmax_body_bytes = {}\n\
-             log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}",
+             log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}\n\
+             delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -225,8 +266,26 @@ impl Config {
             self.log_format,
             self.shutdown_grace.as_secs(),
             self.db_max_connections,
+            self.delivery_timeout.as_secs(),
+            self.allow_targets,
+            self.node_name,
         )
     }
+}
+
+impl Config {
+    /// What webhooks may target: loopback only in development, allow-listed ranges in both.
+    pub fn target_policy(&self) -> TargetPolicy {
+        TargetPolicy {
+            allow_loopback: self.profile == Profile::Development,
+            allowed: self.allow_targets.clone(),
+        }
+    }
+}
+
+fn default_node_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "freshet".into());
+    format!("{host}-{}", std::process::id())
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -4,9 +4,17 @@ use std::{net::SocketAddr, time::Duration};
 
 use anyhow::Context;
 use freshet_api::{ApiOptions, AppState};
-use freshet_engine::Engine;
+use freshet_engine::{
+    Engine,
+    delivery::{
+        dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure},
+        sender::Sender,
+    },
+    webhooks::Endpoints,
+};
 use freshet_store::{Store, StoreOptions};
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +26,7 @@ pub struct Server {
     store: Store,
     stop: CancellationToken,
     serving: Option<JoinHandle<std::io::Result<()>>>,
+    dispatching: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -41,10 +50,22 @@ impl Server {
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
 
+        if store.kind() == freshet_store::StoreKind::Sqlite {
+            // SQLite serves one node: leases left by a previous run of it are orphans.
+            let released = store.release_all_leases().await?;
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "re-queued deliveries left in flight by the last run"
+                );
+            }
+        }
         let engine = Engine::new(store.clone());
+        let policy = Arc::new(config.target_policy());
         let state = AppState {
             store: store.clone(),
             engine: engine.clone(),
+            endpoints: Endpoints::new(store.clone(), policy.clone()),
             admin_token: config.admin_token.clone(),
         };
         let app = freshet_api::router(
@@ -55,6 +76,26 @@ impl Server {
         );
 
         let stop = CancellationToken::new();
+        let on_long_failure: OnLongFailure = {
+            let engine = engine.clone();
+            Arc::new(move |app, endpoint, since| {
+                let engine = engine.clone();
+                Box::pin(async move { engine.disable_failing(app, endpoint, since).await })
+            })
+        };
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            Sender::new(policy, config.delivery_timeout),
+            engine.prepare(),
+            on_long_failure,
+            DispatcherConfig {
+                node: config.node_name.clone(),
+                lease: config.delivery_timeout * 2 + Duration::from_secs(15),
+                ..Default::default()
+            },
+            engine.wake(),
+        ));
+        let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let serving = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.clone().cancelled_owned())
@@ -66,6 +107,7 @@ impl Server {
             store,
             stop,
             serving: Some(serving),
+            dispatching: Some(dispatching),
             grace: config.shutdown_grace,
         })
     }
@@ -79,13 +121,26 @@ impl Server {
     /// then closes the store.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.stop.cancel();
-        if let Some(serving) = self.serving.take() {
-            match tokio::time::timeout(self.grace, serving).await {
-                Ok(joined) => joined.context("the server task failed")??,
-                Err(_) => tracing::warn!(
-                    grace = ?self.grace,
-                    "in-flight requests outlived the grace period"
-                ),
+        let serving = self.serving.take();
+        let dispatching = self.dispatching.take();
+        let drained = tokio::time::timeout(self.grace, async {
+            let served = match serving {
+                Some(s) => s
+                    .await
+                    .context("the server task failed")?
+                    .map_err(anyhow::Error::from),
+                None => Ok(()),
+            };
+            if let Some(d) = dispatching {
+                d.await.context("the dispatcher failed")?;
+            }
+            served
+        })
+        .await;
+        match drained {
+            Ok(result) => result?,
+            Err(_) => {
+                tracing::warn!(grace = ?self.grace, "in-flight work outlived the grace period")
             }
         }
         self.store.close().await;

@@ -7,6 +7,7 @@ mod customers;
 mod lifecycle;
 mod support;
 mod tenancy;
+mod webhooks;
 
 /// Declares a test once and runs it on both stores: `name::sqlite`, `name::postgres`.
 #[macro_export]

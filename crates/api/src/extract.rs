@@ -39,6 +39,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// An optional JSON body: an empty body is `None`, anything else must be valid JSON.
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, ApiError> {
+        let declared_empty = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        let untyped = req.headers().get(header::CONTENT_TYPE).is_none();
+        if declared_empty || untyped {
+            // No body, or one that is not claimed to be JSON: read it to be sure it is empty.
+            let bytes =
+                Bytes::from_request(req, state)
+                    .await
+                    .map_err(|e| ApiError::BadRequest {
+                        detail: e.body_text(),
+                        errors: vec![],
+                    })?;
+            return if bytes.iter().all(u8::is_ascii_whitespace) {
+                Ok(None)
+            } else {
+                Err(ApiError::UnsupportedMediaType)
+            };
+        }
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// The body limit in force, recorded by the router so errors can state it.
 #[derive(Clone, Copy, Debug)]
 pub struct BodyLimit(pub usize);

@@ -9,6 +9,7 @@
 mod applications;
 pub mod auth;
 mod customers;
+mod endpoints;
 mod events;
 pub mod extract;
 mod health;
@@ -94,6 +95,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(applications::router())
         .merge(customers::router())
         .merge(events::router())
+        .merge(endpoints::router())
         .split_for_parts()
 }
 

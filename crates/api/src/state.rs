@@ -1,6 +1,6 @@
 //! What every handler can reach.
 
-use freshet_engine::Engine;
+use freshet_engine::{Engine, webhooks::Endpoints};
 use freshet_store::Store;
 use secrecy::SecretString;
 
@@ -9,6 +9,7 @@ use secrecy::SecretString;
 pub struct AppState {
     pub store: Store,
     pub engine: Engine,
+    pub endpoints: Endpoints,
     /// Guards `/v1/applications`; `None` switches the admin API off.
     pub admin_token: Option<SecretString>,
 }

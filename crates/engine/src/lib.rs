@@ -6,6 +6,10 @@
 //! and HTTP only, and each exposes a step a test can drive deterministically.
 
 pub mod delivery;
+mod formats;
 mod handle;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod webhooks;
 
 pub use handle::Engine;

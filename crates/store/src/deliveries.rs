@@ -58,6 +58,7 @@ pub enum Outcome {
 /// An attempt to record.
 #[derive(Clone, Debug)]
 pub struct Finished {
+    pub application_id: ApplicationId,
     pub delivery_id: DeliveryId,
     pub endpoint_id: EndpointId,
     pub token: String,
@@ -208,7 +209,7 @@ impl Store {
     pub async fn finish_attempts(
         &self,
         batch: &[Finished],
-    ) -> Result<Vec<(EndpointId, OffsetDateTime)>> {
+    ) -> Result<Vec<(ApplicationId, EndpointId, OffsetDateTime)>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -252,7 +253,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
                 if f.outcome == Outcome::Succeeded {
-                    failing.remove(&f.endpoint_id);
+                    failing.remove(&(f.application_id, f.endpoint_id));
                     sqlx::query(
                         "UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL WHERE id = $1",
                     )
@@ -274,12 +275,29 @@ impl Store {
                         .transpose()?
                         .flatten()
                     {
-                        failing.insert(f.endpoint_id, since);
+                        failing.insert((f.application_id, f.endpoint_id), since);
                     }
                 }
             }
             tx.commit().await?;
-            Ok(failing.into_iter().collect())
+            Ok(failing
+                .into_iter()
+                .map(|((app, ep), since)| (app, ep, since))
+                .collect())
+        })
+    }
+
+    /// Returns every leased delivery to the queue. Only for a single-node store at start-up,
+    /// when any lease must be a leftover of a previous run.
+    pub async fn release_all_leases(&self) -> Result<u64> {
+        on_pool!(self, write, |pool| {
+            let done = sqlx::query(
+                "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, \
+                 lease_until = NULL, leased_by = NULL WHERE status = 'delivering'",
+            )
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
         })
     }
 

@@ -9,7 +9,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use freshet_model::webhooks::EndpointId;
+use freshet_model::{ApplicationId, webhooks::EndpointId};
 use freshet_store::{AttemptRecord, Claim, Finished, Outcome, Store, StoreError};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
@@ -56,6 +56,7 @@ pub type Prepare = Arc<dyn Fn(&Claim, OffsetDateTime) -> Result<Outgoing, String
 /// Called with endpoints that failed for longer than `disable_after`.
 pub type OnLongFailure = Arc<
     dyn Fn(
+            ApplicationId,
             EndpointId,
             OffsetDateTime,
         ) -> futures::future::BoxFuture<'static, Result<(), StoreError>>
@@ -203,9 +204,9 @@ impl Dispatcher {
     async fn record(&self, finished: &[Finished]) -> Result<(), StoreError> {
         let failing = self.store.finish_attempts(finished).await?;
         let now = freshet_model::time::now();
-        for (endpoint, since) in failing {
+        for (app, endpoint, since) in failing {
             if now - since >= self.config.disable_after {
-                (self.on_long_failure)(endpoint, since).await?;
+                (self.on_long_failure)(app, endpoint, since).await?;
             }
         }
         Ok(())
@@ -246,6 +247,7 @@ async fn attempt(sender: &Sender, prepare: &Prepare, node: &str, claim: Claim) -
         tracing::debug!(delivery = %claim.delivery.id, status = ?sent.status, error = ?sent.error, "attempt failed");
     }
     Finished {
+        application_id: claim.delivery.application_id,
         delivery_id: claim.delivery.id,
         endpoint_id: claim.endpoint.id,
         token: claim.token,

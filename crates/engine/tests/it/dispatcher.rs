@@ -17,10 +17,9 @@ use freshet_store::{Fanout, NewApiKey, NewEndpoint, StoredEvent, testing::TestDb
 use tokio::sync::{Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    on_both_stores,
-    receiver::{Answer, Receiver},
-};
+use freshet_engine::testing::{Answer, Receiver};
+
+use crate::on_both_stores;
 
 fn prepare() -> Prepare {
     Arc::new(|claim, _now| {
@@ -79,7 +78,7 @@ async fn setup(db: &TestDb, url: String, schedule: Vec<u32>, disable_after: Dura
         .id;
     let disabled = Arc::new(Mutex::new(Vec::new()));
     let seen = disabled.clone();
-    let on_long_failure: OnLongFailure = Arc::new(move |endpoint, _since| {
+    let on_long_failure: OnLongFailure = Arc::new(move |_app, endpoint, _since| {
         let seen = seen.clone();
         Box::pin(async move {
             seen.lock().await.push(endpoint);

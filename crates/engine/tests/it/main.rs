@@ -1,7 +1,6 @@
 //! The delivery engine against real HTTP receivers on 127.0.0.1.
 
 mod dispatcher;
-mod receiver;
 mod sender;
 
 /// Runs an async test body on SQLite and on PostgreSQL: `name::sqlite`, `name::postgres`.

@@ -7,7 +7,7 @@ use freshet_engine::delivery::{
     target::TargetPolicy,
 };
 
-use crate::receiver::{Answer, Receiver};
+use freshet_engine::testing::{Answer, Receiver};
 
 fn dev_sender(timeout: Duration) -> Sender {
     Sender::new(

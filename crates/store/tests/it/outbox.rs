@@ -65,6 +65,7 @@ fn attempt(code: Option<u16>) -> AttemptRecord {
 
 fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
     Finished {
+        application_id: c.delivery.application_id,
         delivery_id: c.delivery.id,
         endpoint_id: c.endpoint.id,
         token: c.token.clone(),
@@ -403,7 +404,7 @@ pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(failing.len(), 1);
-    assert_eq!(failing[0].0, ep.id);
+    assert_eq!((failing[0].0, failing[0].1), (a, ep.id));
     let d0 = db
         .store
         .get_delivery(a, claims[0].delivery.id)

@@ -1,4 +1,5 @@
-//! A scriptable webhook receiver on an ephemeral loopback port.
+//! Test support (feature `testing`): a scriptable webhook receiver on an ephemeral loopback
+//! port, recording every request it gets.
 
 use std::{
     net::SocketAddr,
@@ -31,6 +32,7 @@ pub enum Answer {
     Hang(Duration),
 }
 
+/// A receiver; cheap to clone, all clones see the same requests.
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
@@ -39,6 +41,7 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Starts a receiver answering with `script`.
     pub async fn start(script: Vec<Answer>) -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
@@ -69,14 +72,36 @@ impl Receiver {
         Self { addr, got, script }
     }
 
+    /// The URL to register as an endpoint.
     pub fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests arrived, or panics after `within`.
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.count() < n {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {n} requests arrived",
+                self.count()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.received()
+    }
+
+    /// How many requests arrived.
     pub fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
 
+    /// Replaces the script of answers.
     pub fn answer_next(&self, script: Vec<Answer>) {
         *self.script.lock().unwrap() = script;
     }

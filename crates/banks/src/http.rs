@@ -1,0 +1,179 @@
+//! HTTP plumbing shared by the connectors: timeouts, transport failures, the OAuth token
+//! endpoint and the authorisation URL, which the standards leave to each bank's OAuth server.
+
+use std::time::Duration;
+
+use freshet_model::ResultCode;
+use reqwest::{RequestBuilder, Response, StatusCode, header::HeaderMap};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{BankError, Provider, Tokens};
+
+/// A provider's API and the client to reach it.
+#[derive(Clone, Debug)]
+pub struct Api {
+    pub provider: Provider,
+    client: reqwest::Client,
+}
+
+/// Reads a standard's error response into freshet's words.
+pub type ErrorMapper = fn(StatusCode, &HeaderMap, &Value) -> BankError;
+
+impl Api {
+    pub fn new(provider: Provider, client: reqwest::Client) -> Self {
+        Self { provider, client }
+    }
+
+    /// `path` under the standard's API root; absolute URLs (paging links) are taken as they are.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.provider.api_base.trim_end_matches('/'))
+        }
+    }
+
+    pub fn get(&self, url: &str) -> RequestBuilder {
+        self.client.get(url).timeout(self.provider.timeout)
+    }
+
+    pub fn post(&self, url: &str) -> RequestBuilder {
+        self.client.post(url).timeout(self.provider.timeout)
+    }
+
+    pub fn delete(&self, url: &str) -> RequestBuilder {
+        self.client.delete(url).timeout(self.provider.timeout)
+    }
+
+    /// Sends and returns the JSON body of a 2xx answer; anything else through `map_error`.
+    pub async fn json(
+        &self,
+        req: RequestBuilder,
+        map_error: ErrorMapper,
+    ) -> Result<Value, BankError> {
+        let resp = send(req).await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.map_err(|e| transport(&e))?;
+        let body: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text.chars().take(200).collect()))
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let mut err = map_error(status, &headers, &body);
+        err.status = Some(status.as_u16());
+        if err.retry_after.is_none() {
+            err.retry_after = retry_after(&headers);
+        }
+        Err(err)
+    }
+
+    /// The bank's authorisation page for a consent.
+    pub fn authorisation_url(
+        &self,
+        bank_consent_id: &str,
+        redirect_uri: &str,
+        state: &str,
+    ) -> String {
+        let mut url = url::Url::parse(&self.provider.authorize_url)
+            .expect("provider URLs are checked at start-up");
+        url.query_pairs_mut()
+            .append_pair("consent_id", bank_consent_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state);
+        url.into()
+    }
+
+    /// An OAuth token request (authorization code or refresh token).
+    pub async fn token(&self, form: &[(&str, &str)]) -> Result<Tokens, BankError> {
+        #[derive(Deserialize)]
+        struct TokenOut {
+            access_token: String,
+            refresh_token: Option<String>,
+            expires_in: Option<i64>,
+        }
+        let body = self
+            .json(self.post(&self.provider.token_url).form(form), oauth_error)
+            .await?;
+        let t: TokenOut = serde_json::from_value(body).map_err(|e| {
+            BankError::new(ResultCode::ProviderFailure, format!("token response: {e}"))
+        })?;
+        Ok(Tokens {
+            access_token: t.access_token,
+            refresh_token: t.refresh_token,
+            expires_at: t
+                .expires_in
+                .map(|s| freshet_model::time::now() + time::Duration::seconds(s)),
+        })
+    }
+}
+
+async fn send(req: RequestBuilder) -> Result<Response, BankError> {
+    req.send().await.map_err(|e| transport(&e))
+}
+
+/// A failure with no HTTP answer.
+pub fn transport(e: &reqwest::Error) -> BankError {
+    if e.is_timeout() {
+        BankError::new(
+            ResultCode::ProviderTimeout,
+            "the bank did not answer in time",
+        )
+    } else if e.is_connect() {
+        BankError::new(
+            ResultCode::ProviderUnavailable,
+            format!("the bank could not be reached: {e}"),
+        )
+    } else {
+        BankError::new(
+            ResultCode::ProviderFailure,
+            format!("talking to the bank failed: {e}"),
+        )
+    }
+}
+
+/// `Retry-After` in seconds, when given.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Errors every standard shares by status alone.
+pub fn by_status(status: StatusCode) -> ResultCode {
+    match status.as_u16() {
+        401 => ResultCode::ConnectionExpired,
+        403 => ResultCode::ConnectionReauthenticate,
+        404 => ResultCode::ConsentNotFound,
+        429 => ResultCode::ProviderRequestLimit,
+        503 => ResultCode::ProviderMaintenance,
+        504 => ResultCode::ProviderTimeout,
+        529 => ResultCode::ProviderRequestLimit,
+        s if s >= 500 => ResultCode::ProviderFailure,
+        _ => ResultCode::ProviderFailure,
+    }
+}
+
+fn oauth_error(status: StatusCode, _: &HeaderMap, body: &Value) -> BankError {
+    let code = body["error"].as_str().unwrap_or("");
+    let result = match code {
+        "invalid_grant" => ResultCode::AuthExpired,
+        "access_denied" => ResultCode::AuthDenied,
+        _ => by_status(status),
+    };
+    BankError::new(result, format!("token endpoint answered {status} {code}"))
+}
+
+/// The first message text of a standard error body, for details.
+pub fn first_text(v: &Value, list: &str, field: &str) -> String {
+    v[list][0][field].as_str().unwrap_or_default().to_string()
+}

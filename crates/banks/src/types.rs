@@ -1,0 +1,143 @@
+//! What connectors take and give.
+
+use std::time::Duration;
+
+use freshet_model::{ResultCode, events::Permission};
+use rust_decimal::Decimal;
+use time::{Date, OffsetDateTime};
+
+/// The API standards freshet speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standard {
+    Obie,
+    BerlinGroup,
+    OpenFinanceBrasil,
+}
+
+impl Standard {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Obie => "obie",
+            Self::BerlinGroup => "berlin_group",
+            Self::OpenFinanceBrasil => "open_finance_brasil",
+        }
+    }
+}
+
+/// A bank freshet can connect to.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// freshet's id, e.g. `natwest`.
+    pub id: String,
+    /// Display name, e.g. `Natwest`.
+    pub name: String,
+    /// Bank code, e.g. `SLSP`, `033`.
+    pub code: String,
+    /// A stable integer id (Yodlee's `providerId`).
+    pub numeric_id: i64,
+    pub standard: Standard,
+    /// ISO 3166 country.
+    pub country: String,
+    /// Root of the standard's API, e.g. `…/natwest/open-banking/v3.1/aisp`.
+    pub api_base: String,
+    /// The bank's authorisation page.
+    pub authorize_url: String,
+    /// The bank's token endpoint.
+    pub token_url: String,
+    /// Sub-tasks run against this bank at once, per node.
+    pub concurrency: usize,
+    /// Calls per consent, day and endpoint without the customer present.
+    pub unattended_per_day: u32,
+    /// How long one call may take.
+    pub timeout: Duration,
+}
+
+/// A consent to ask a bank for.
+#[derive(Clone, Debug)]
+pub struct ConsentRequest {
+    pub permissions: Vec<Permission>,
+    pub expires_at: Option<OffsetDateTime>,
+    /// The earliest transaction date wanted.
+    pub history_from: Date,
+    /// The customer's CPF, which Open Finance Brasil consents name.
+    pub customer_tax_id: Option<String>,
+}
+
+/// A consent as the bank created it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BankConsent {
+    pub bank_consent_id: String,
+    pub status: freshet_model::ConsentStatus,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Tokens for a consent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// What every data call needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Session<'a> {
+    pub bank_consent_id: &'a str,
+    pub access_token: &'a str,
+    /// The customer's IP address when they are present: sent as the standard's header, which
+    /// exempts the call from the unattended-call budget.
+    pub customer_ip: Option<&'a str>,
+}
+
+/// An account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BankAccount {
+    /// The bank's id for it.
+    pub id: String,
+    pub currency: String,
+    pub name: Option<String>,
+    /// The standard's account type, e.g. `Personal/CurrentAccount`, `CACC`, `CONTA_DEPOSITO_A_VISTA`.
+    pub kind: Option<String>,
+    /// IBAN, sort code and number, or branch and number.
+    pub identification: Option<String>,
+}
+
+/// A balance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BankBalance {
+    /// The standard's balance type, e.g. `InterimAvailable`, `closingBooked`, `AVAILABLE`.
+    pub kind: String,
+    /// Signed: negative is owed.
+    pub amount: Decimal,
+    pub currency: String,
+    pub at: Option<OffsetDateTime>,
+}
+
+/// A bank call that failed, in freshet's words.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{result:?}: {detail}")]
+pub struct BankError {
+    pub result: ResultCode,
+    /// When the bank said to come back.
+    pub retry_after: Option<Duration>,
+    /// The HTTP status, when there was a response.
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+impl BankError {
+    pub fn new(result: ResultCode, detail: impl Into<String>) -> Self {
+        Self {
+            result,
+            retry_after: None,
+            status: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// The customer must authorise again before this consent works.
+    pub fn reconnect_required(&self) -> bool {
+        self.result.requires_reconnect()
+    }
+}

@@ -1,0 +1,144 @@
+//! The wire formats deliveries are sent in, seen from the engine: which dialects exist, which
+//! event types each sends, and how a claimed delivery becomes a signed request.
+//!
+//! Every delivery carries the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
+//! `webhook-signature` with one `v1,` signature per active secret, space-separated during a
+//! rotation), so one verifier works for every dialect. The vendor dialects (bud, tatra, klavi,
+//! yodlee) are rendered by the dialects crate; this node refuses endpoints in a dialect it
+//! cannot render, so no delivery is accepted that could not be sent.
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use freshet_model::EventType;
+use freshet_store::Claim;
+use ring::hmac;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::delivery::sender::Outgoing;
+
+/// The dialects this node renders.
+pub const DIALECTS: &[&str] = &["standard"];
+
+/// A wire format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Standard,
+}
+
+pub fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    match name {
+        "standard" => Ok(Dialect::Standard),
+        other => Err(format!("`{other}` is not a dialect this freshet renders")),
+    }
+}
+
+/// The event types a dialect sends.
+pub fn event_types(d: Dialect) -> &'static [EventType] {
+    match d {
+        Dialect::Standard => &EventType::ALL,
+    }
+}
+
+/// The dialects that send events of type `t`.
+pub fn dialects_sending(t: EventType) -> Vec<&'static str> {
+    DIALECTS
+        .iter()
+        .copied()
+        .filter(|name| parse_dialect(name).is_ok_and(|d| event_types(d).contains(&t)))
+        .collect()
+}
+
+/// A new signing secret, `whsec_` and 32 random bytes in base64.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    format!("whsec_{}", B64.encode(bytes))
+}
+
+/// The Standard Webhooks signature of a message with one secret: `v1,<base64 HMAC-SHA256>`.
+pub fn standard_signature(
+    secret: &str,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, String> {
+    let key = B64
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .map_err(|_| "the endpoint's secret is not whsec_<base64>".to_string())?;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &key);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(msg_id.as_bytes());
+    ctx.update(b".");
+    ctx.update(timestamp.to_string().as_bytes());
+    ctx.update(b".");
+    ctx.update(body);
+    Ok(format!("v1,{}", B64.encode(ctx.sign().as_ref())))
+}
+
+/// The request for one claimed delivery.
+pub fn prepare(claim: &Claim, now: OffsetDateTime) -> Result<Outgoing, String> {
+    let endpoint = &claim.endpoint;
+    parse_dialect(&endpoint.dialect)?;
+    let created = claim
+        .event
+        .created_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&json!({
+        "type": claim.event.event_type.as_str(),
+        "timestamp": created,
+        "data": claim.event.data,
+    }))
+    .map_err(|e| e.to_string())?;
+    // Stable across retries and replays of this (event, endpoint): receivers dedupe on it.
+    let msg_id = format!("msg_{}", claim.delivery.id.0.simple());
+    let timestamp = now.unix_timestamp();
+    let signatures = endpoint
+        .signing_secrets(now)
+        .into_iter()
+        .map(|s| standard_signature(s, &msg_id, timestamp, &body))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        ("webhook-id".to_string(), msg_id),
+        ("webhook-timestamp".to_string(), timestamp.to_string()),
+        ("webhook-signature".to_string(), signatures.join(" ")),
+    ];
+    if let Some(auth) = &endpoint.security_header {
+        headers.push(("authorization".to_string(), auth.clone()));
+    }
+    Ok(Outgoing {
+        url: endpoint.url.clone(),
+        body,
+        headers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Standard Webhooks specification's own example.
+    #[test]
+    fn signature_matches_the_specification_vector() {
+        let sig = standard_signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn secrets_are_whsec_with_32_bytes() {
+        let s = new_secret();
+        assert_eq!(
+            B64.decode(s.strip_prefix("whsec_").unwrap()).unwrap().len(),
+            32
+        );
+        assert_ne!(s, new_secret());
+        assert!(standard_signature("whsec_!!!", "m", 1, b"").is_err());
+    }
+}

@@ -1,0 +1,507 @@
+//! Webhook endpoints: the rules for creating and changing them, test events, replays, and
+//! recording events so they reach every subscribed endpoint.
+//!
+//! The API calls these and maps the results; every rule about what an endpoint may be lives
+//! here, including the dialects' own (Tatra banka: no query parameters, a restricted security
+//! header, activation at the next full hour).
+
+use std::sync::Arc;
+
+use freshet_model::{
+    ApplicationId, CustomerId, EventType, FieldError, Patch, Validation,
+    events::{EndpointDisabled, EndpointTest, EventData},
+    webhooks::{EndpointId, EventId, WebhookEndpoint},
+};
+use freshet_store::{Fanout, NewEndpoint, Store, StoreError, StoredEvent, Tx};
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    Engine,
+    delivery::{
+        retry::validate_schedule,
+        target::{Refusal, TargetPolicy},
+    },
+    formats,
+};
+
+/// Longest description and partner app id.
+const MAX_DESCRIPTION: usize = 500;
+const MAX_PARTNER_APP_ID: usize = 64;
+const MAX_SECURITY_HEADER: usize = 1024;
+/// How long a rotated-out secret keeps signing, by default and at most.
+pub const DEFAULT_OVERLAP: Duration = Duration::hours(24);
+const MAX_OVERLAP: Duration = Duration::days(7);
+
+/// When an endpoint starts receiving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Immediate,
+    /// At the next full hour (Tatra banka's rule, and its default).
+    NextHour,
+}
+
+impl Activation {
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "immediate" => Ok(Self::Immediate),
+            "next_hour" => Ok(Self::NextHour),
+            _ => Err("must be `immediate` or `next_hour`".into()),
+        }
+    }
+
+    fn start(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Self::Immediate => now,
+            Self::NextHour => {
+                let hour = now
+                    .replace_minute(0)
+                    .and_then(|t| t.replace_second(0))
+                    .and_then(|t| t.replace_nanosecond(0));
+                hour.map(|h| h + Duration::HOUR).unwrap_or(now)
+            }
+        }
+    }
+}
+
+/// An endpoint as a client describes it.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointFields {
+    pub url: String,
+    pub dialect: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    pub security_header: Option<String>,
+    pub activation: Option<String>,
+    pub ordered: Option<bool>,
+    pub partner_app_id: Option<String>,
+    pub retry_schedule: Option<Vec<u32>>,
+}
+
+/// Changes to an endpoint: absent fields stay, `null` clears.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointPatch {
+    pub url: Patch<String>,
+    pub event_types: Patch<Vec<String>>,
+    pub description: Patch<String>,
+    pub security_header: Patch<String>,
+    pub activation: Patch<String>,
+    pub ordered: Patch<bool>,
+    pub enabled: Patch<bool>,
+    pub partner_app_id: Patch<String>,
+    pub retry_schedule: Patch<Vec<u32>>,
+}
+
+/// What can go wrong managing endpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("invalid endpoint")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Vec<FieldError>> for EndpointError {
+    fn from(e: Vec<FieldError>) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+/// The endpoint rules of one node.
+#[derive(Clone, Debug)]
+pub struct Endpoints {
+    store: Store,
+    policy: Arc<TargetPolicy>,
+}
+
+impl Endpoints {
+    pub fn new(store: Store, policy: Arc<TargetPolicy>) -> Self {
+        Self { store, policy }
+    }
+
+    /// Creates an endpoint with a fresh signing secret.
+    pub async fn create(
+        &self,
+        app: ApplicationId,
+        f: EndpointFields,
+    ) -> Result<WebhookEndpoint, EndpointError> {
+        let mut v = Validation::new();
+        let dialect = f.dialect.as_deref().unwrap_or("standard");
+        if formats::parse_dialect(dialect).is_err() {
+            v.add(
+                "dialect",
+                format!("must be one of {}", formats::DIALECTS.join(", ")),
+            );
+        }
+        let now = freshet_model::time::now();
+        let activation = match f.activation.as_deref().map(Activation::parse) {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                v.add("activation", e);
+                Activation::Immediate
+            }
+            None if dialect == "tatra" => Activation::NextHour,
+            None => Activation::Immediate,
+        };
+        let candidate = NewEndpoint {
+            url: f.url.trim().to_string(),
+            dialect: dialect.to_string(),
+            event_types: self.check_types(&mut v, dialect, f.event_types.as_deref()),
+            description: f
+                .description
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty()),
+            ordered: f.ordered.unwrap_or(false),
+            security_header: f.security_header,
+            partner_app_id: f.partner_app_id,
+            active_from: activation.start(now),
+            secret: formats::new_secret(),
+            retry_schedule: f.retry_schedule,
+        };
+        self.check(
+            &mut v,
+            &candidate.url,
+            &candidate.dialect,
+            &candidate.description,
+            &candidate.security_header,
+            &candidate.partner_app_id,
+            candidate.retry_schedule.as_deref(),
+        );
+        v.finish(|| ())?;
+        Ok(self.store.insert_endpoint(app, &candidate).await?)
+    }
+
+    /// Applies a partial update, re-checking every rule against the result.
+    pub async fn update(
+        &self,
+        app: ApplicationId,
+        id: EndpointId,
+        p: EndpointPatch,
+    ) -> Result<Option<WebhookEndpoint>, EndpointError> {
+        self.store
+            .update_endpoint(app, id, |e| {
+                let mut v = Validation::new();
+                let now = freshet_model::time::now();
+                if let Patch::Value(url) = p.url {
+                    e.url = url.trim().to_string();
+                } else if p.url == Patch::Null {
+                    v.add("url", "is required");
+                }
+                match p.event_types {
+                    Patch::Absent => {}
+                    Patch::Null => e.event_types = None,
+                    Patch::Value(types) => {
+                        e.event_types = self.check_types(&mut v, &e.dialect, Some(&types))
+                    }
+                }
+                e.description = p
+                    .description
+                    .apply(e.description.take())
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| !d.is_empty());
+                e.security_header = p.security_header.apply(e.security_header.take());
+                e.partner_app_id = p.partner_app_id.apply(e.partner_app_id.take());
+                e.retry_schedule = p.retry_schedule.apply(e.retry_schedule.take());
+                if let Patch::Value(ordered) = p.ordered {
+                    e.ordered = ordered;
+                }
+                match p.activation {
+                    Patch::Value(a) => match Activation::parse(&a) {
+                        Ok(a) => e.active_from = a.start(now),
+                        Err(msg) => v.add("activation", msg),
+                    },
+                    Patch::Null | Patch::Absent => {}
+                }
+                if let Patch::Value(enabled) = p.enabled {
+                    if enabled && !e.enabled {
+                        // Re-enabling starts a fresh health record.
+                        e.failing_since = None;
+                        e.disabled_reason = None;
+                    }
+                    if !enabled && e.enabled {
+                        e.disabled_reason = Some("disabled by the application".into());
+                    }
+                    e.enabled = enabled;
+                }
+                self.check(
+                    &mut v,
+                    &e.url,
+                    &e.dialect,
+                    &e.description,
+                    &e.security_header,
+                    &e.partner_app_id,
+                    e.retry_schedule.as_deref(),
+                );
+                v.finish(|| ()).map_err(EndpointError::Invalid)
+            })
+            .await
+    }
+
+    /// Replaces the signing secret; the old one keeps signing for `overlap`.
+    pub async fn rotate_secret(
+        &self,
+        app: ApplicationId,
+        id: EndpointId,
+        overlap: Option<Duration>,
+    ) -> Result<Option<WebhookEndpoint>, EndpointError> {
+        let overlap = overlap.unwrap_or(DEFAULT_OVERLAP);
+        if overlap < Duration::ZERO || overlap > MAX_OVERLAP {
+            return Err(EndpointError::Invalid(vec![FieldError::new(
+                "overlap_seconds",
+                "must be between 0 and 604800 (7 days)",
+            )]));
+        }
+        self.store
+            .update_endpoint(app, id, |e| {
+                e.previous_secret = Some(std::mem::replace(&mut e.secret, formats::new_secret()));
+                e.previous_secret_until = Some(freshet_model::time::now() + overlap);
+                Ok::<_, EndpointError>(())
+            })
+            .await
+    }
+
+    fn check_types(
+        &self,
+        v: &mut Validation,
+        dialect: &str,
+        types: Option<&[String]>,
+    ) -> Option<Vec<EventType>> {
+        let types = types?;
+        if types.is_empty() {
+            v.add(
+                "event_types",
+                "must list at least one type, or be left out to receive every type",
+            );
+            return None;
+        }
+        let sent = formats::parse_dialect(dialect)
+            .map(formats::event_types)
+            .unwrap_or(&[]);
+        let mut parsed = Vec::new();
+        for (i, t) in types.iter().enumerate() {
+            match EventType::parse(t) {
+                None => v.add(
+                    format!("event_types[{i}]"),
+                    format!("`{t}` is not an event type"),
+                ),
+                Some(et) if !sent.contains(&et) && !sent.is_empty() => v.add(
+                    format!("event_types[{i}]"),
+                    format!("`{t}` is not sent by the {dialect} dialect"),
+                ),
+                Some(et) => parsed.push(et),
+            }
+        }
+        Some(parsed)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        v: &mut Validation,
+        url: &str,
+        dialect: &str,
+        description: &Option<String>,
+        security_header: &Option<String>,
+        partner_app_id: &Option<String>,
+        retry_schedule: Option<&[u32]>,
+    ) {
+        match self.policy.check_url(url) {
+            Err(Refusal::Address(ip, kind)) => v.add(
+                "url",
+                format!("points at {ip}, a {kind} address, which this freshet does not deliver to"),
+            ),
+            Err(r) => v.add("url", r.to_string()),
+            Ok(parsed) => {
+                if dialect == "tatra" && parsed.query().is_some() {
+                    v.add(
+                        "url",
+                        "must not contain query parameters (Tatra banka's rule)",
+                    );
+                }
+            }
+        }
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        {
+            v.add(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            );
+        }
+        if let Some(h) = security_header {
+            if h.len() > MAX_SECURITY_HEADER || h.chars().any(|c| c.is_control()) {
+                v.add(
+                    "security_header",
+                    format!("must be at most {MAX_SECURITY_HEADER} printable characters"),
+                );
+            } else if dialect == "tatra"
+                && !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || " =+/".contains(c))
+            {
+                v.add(
+                    "security_header",
+                    "must match ^[ a-zA-Z0-9=+/]*$ (Tatra banka's rule)",
+                );
+            }
+        }
+        if partner_app_id
+            .as_ref()
+            .is_some_and(|p| p.is_empty() || p.len() > MAX_PARTNER_APP_ID)
+        {
+            v.add(
+                "partner_app_id",
+                format!("must be 1 to {MAX_PARTNER_APP_ID} characters"),
+            );
+        }
+        if let Some(schedule) = retry_schedule
+            && let Err(e) = validate_schedule(schedule)
+        {
+            v.add("retry_schedule", e);
+        }
+    }
+}
+
+impl Engine {
+    /// How this node turns a claimed delivery into a signed request.
+    pub fn prepare(&self) -> crate::delivery::dispatcher::Prepare {
+        std::sync::Arc::new(formats::prepare)
+    }
+
+    /// Records an event in `tx` for every subscribed endpoint of `app`; the caller commits, and
+    /// then calls [`Engine::wake_dispatcher`].
+    pub async fn record(
+        &self,
+        tx: &mut Tx,
+        app: ApplicationId,
+        customer: Option<CustomerId>,
+        data: EventData,
+        event_type: EventType,
+    ) -> Result<StoredEvent, StoreError> {
+        let event = new_event(app, customer, event_type, &data)?;
+        let dialects = formats::dialects_sending(event_type);
+        tx.record_event(
+            &event,
+            Fanout::Subscribers {
+                dialects: &dialects,
+            },
+        )
+        .await?;
+        Ok(event)
+    }
+
+    /// Sends an `endpoint.test` event to one endpoint, whatever it subscribes to.
+    pub async fn send_test(
+        &self,
+        app: ApplicationId,
+        endpoint: EndpointId,
+        data: Option<Value>,
+    ) -> Result<StoredEvent, StoreError> {
+        let payload = EventData::EndpointTest(EndpointTest {
+            endpoint_id: endpoint.to_string(),
+            data,
+        });
+        let event = new_event(app, None, EventType::EndpointTest, &payload)?;
+        self.store
+            .record_event(&event, Fanout::Only(endpoint))
+            .await?;
+        self.wake_dispatcher();
+        Ok(event)
+    }
+
+    /// Re-sends an endpoint's events in `[since, until)`; returns (re-queued, created).
+    pub async fn replay(
+        &self,
+        endpoint: &WebhookEndpoint,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<(u64, u64), StoreError> {
+        let sent = formats::parse_dialect(&endpoint.dialect)
+            .map(formats::event_types)
+            .unwrap_or(&[]);
+        let filter = endpoint.event_types.clone();
+        let counts = self
+            .store
+            .replay_endpoint(endpoint.application_id, endpoint.id, since, until, |t| {
+                sent.contains(&t) && filter.as_ref().is_none_or(|f| f.contains(&t))
+            })
+            .await?;
+        self.wake_dispatcher();
+        Ok(counts)
+    }
+
+    /// Disables an endpoint that has not had a success for too long, and says so in an event.
+    pub async fn disable_failing(
+        &self,
+        app: ApplicationId,
+        id: EndpointId,
+        since: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let reason = format!("no successful delivery since {since}");
+        let mut disabled = None;
+        self.store
+            .update_endpoint::<StoreError>(app, id, |e| {
+                if e.enabled {
+                    e.enabled = false;
+                    e.disabled_reason = Some(reason.clone());
+                    disabled = Some((e.url.clone(), e.last_success_at));
+                }
+                Ok(())
+            })
+            .await?;
+        if let Some((url, last_success_at)) = disabled {
+            tracing::warn!(endpoint = %id, "endpoint disabled after failing too long");
+            let data = EventData::EndpointDisabled(EndpointDisabled {
+                endpoint_id: id.to_string(),
+                url,
+                reason,
+                last_success_at,
+            });
+            let mut tx = self.store.begin().await?;
+            self.record(&mut tx, app, None, data, EventType::EndpointDisabled)
+                .await?;
+            tx.commit().await?;
+            self.wake_dispatcher();
+        }
+        Ok(())
+    }
+}
+
+fn new_event(
+    app: ApplicationId,
+    customer: Option<CustomerId>,
+    event_type: EventType,
+    data: &EventData,
+) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        id: EventId::new(),
+        application_id: app,
+        event_type,
+        customer_id: customer,
+        created_at: freshet_model::time::now(),
+        data: serde_json::to_value(data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn next_hour_activation_is_the_next_full_hour() {
+        let t = datetime!(2026-11-24 11:31:07.5 UTC);
+        assert_eq!(
+            Activation::NextHour.start(t),
+            datetime!(2026-11-24 12:00 UTC)
+        );
+        assert_eq!(
+            Activation::NextHour.start(datetime!(2026-11-24 23:59 UTC)),
+            datetime!(2026-11-25 00:00 UTC)
+        );
+        assert_eq!(Activation::Immediate.start(t), t);
+        assert!(Activation::parse("tomorrow").is_err());
+    }
+}
