@@ -3,6 +3,7 @@
 //! Kept as a library so integration tests start exactly what `freshet serve` starts — the same
 //! store, router and shutdown path — on an ephemeral port with a database of their own.
 
+pub mod bench;
 pub mod config;
 pub mod server;
 pub mod telemetry;

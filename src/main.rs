@@ -26,6 +26,15 @@ enum Command {
     Config(ServeArgs),
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Measure this machine: `freshet bench delivery`.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Webhook throughput and latency, end to end, against a local receiver.
+    Delivery(freshet::bench::DeliveryBench),
 }
 
 #[tokio::main]
@@ -36,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", Config::resolve(args)?.describe());
             Ok(())
         }
+        Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
         Command::Openapi => {
             println!("{}", freshet_api::openapi().to_pretty_json()?);
             Ok(())

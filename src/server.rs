@@ -67,6 +67,7 @@ impl Server {
             engine: engine.clone(),
             endpoints: Endpoints::new(store.clone(), policy.clone()),
             admin_token: config.admin_token.clone(),
+            keys: Default::default(),
         };
         let app = freshet_api::router(
             state,

@@ -70,6 +70,42 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         ))
 }
 
+/// Verified keys, so a busy client does not cost a database read per request. An entry holds
+/// the stored hash, and every request still compares its own secret against it in constant
+/// time; entries expire so a key removed from the store stops working within a minute.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedKey>>,
+}
+
+#[derive(Clone, Debug)]
+struct CachedKey {
+    application_id: ApplicationId,
+    secret_hash: Vec<u8>,
+    fetched: std::time::Instant,
+}
+
+const KEY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const KEY_CACHE_MAX: usize = 10_000;
+
+impl KeyCache {
+    fn get(&self, lookup: &str) -> Option<CachedKey> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(lookup)
+            .filter(|k| k.fetched.elapsed() < KEY_TTL)
+            .cloned()
+    }
+
+    fn put(&self, lookup: &str, key: CachedKey) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(lookup.to_string(), key);
+    }
+}
+
 /// The application an API key belongs to: every data-plane handler takes one.
 #[derive(Clone, Copy, Debug)]
 pub struct Tenant(pub ApplicationId);
@@ -81,10 +117,22 @@ impl FromRequestParts<AppState> for Tenant {
         const INVALID: ApiError = ApiError::Unauthorized("invalid API key");
         let key = bearer(parts)?;
         let (lookup, secret) = split_key(key).ok_or(INVALID)?;
-        let record = state.store.find_api_key(lookup).await?.ok_or(INVALID)?;
+        let known = match state.keys.get(lookup) {
+            Some(k) => k,
+            None => {
+                let record = state.store.find_api_key(lookup).await?.ok_or(INVALID)?;
+                let k = CachedKey {
+                    application_id: record.application_id,
+                    secret_hash: record.secret_hash,
+                    fetched: std::time::Instant::now(),
+                };
+                state.keys.put(lookup, k.clone());
+                k
+            }
+        };
         let presented = Sha256::digest(secret.as_bytes());
-        if bool::from(presented[..].ct_eq(&record.secret_hash[..])) {
-            Ok(Self(record.application_id))
+        if bool::from(presented[..].ct_eq(&known.secret_hash[..])) {
+            Ok(Self(known.application_id))
         } else {
             Err(INVALID)
         }

@@ -1,7 +1,11 @@
 //! What every handler can reach.
 
 use freshet_engine::{Engine, webhooks::Endpoints};
+use std::sync::Arc;
+
 use freshet_store::Store;
+
+use crate::auth::KeyCache;
 use secrecy::SecretString;
 
 /// Shared state of the API: cheap to clone.
@@ -12,4 +16,6 @@ pub struct AppState {
     pub endpoints: Endpoints,
     /// Guards `/v1/applications`; `None` switches the admin API off.
     pub admin_token: Option<SecretString>,
+    /// Recently verified API keys.
+    pub keys: Arc<KeyCache>,
 }

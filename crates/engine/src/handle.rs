@@ -5,18 +5,26 @@ use std::sync::Arc;
 use freshet_store::Store;
 use tokio::sync::Notify;
 
+use crate::recorder::Recorder;
+
 /// Shared by the API and the engines of one node.
 #[derive(Clone, Debug)]
 pub struct Engine {
     pub store: Store,
+    pub(crate) recorder: Recorder,
     wake: Arc<Notify>,
 }
 
 impl Engine {
+    /// Starts the node's event writer; call inside a Tokio runtime.
     pub fn new(store: Store) -> Self {
+        let wake = Arc::new(Notify::new());
+        let notify = wake.clone();
+        let recorder = Recorder::start(store.clone(), move || notify.notify_one());
         Self {
             store,
-            wake: Arc::new(Notify::new()),
+            recorder,
+            wake,
         }
     }
 

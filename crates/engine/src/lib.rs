@@ -8,6 +8,7 @@
 pub mod delivery;
 mod formats;
 mod handle;
+mod recorder;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;

@@ -23,6 +23,7 @@ use crate::{
         target::{Refusal, TargetPolicy},
     },
     formats,
+    recorder::Target,
 };
 
 /// Longest description and partner app id.
@@ -403,10 +404,9 @@ impl Engine {
             data,
         });
         let event = new_event(app, None, EventType::EndpointTest, &payload)?;
-        self.store
-            .record_event(&event, Fanout::Only(endpoint))
+        self.recorder
+            .record(event.clone(), Target::Only(endpoint))
             .await?;
-        self.wake_dispatcher();
         Ok(event)
     }
 
@@ -458,11 +458,11 @@ impl Engine {
                 reason,
                 last_success_at,
             });
-            let mut tx = self.store.begin().await?;
-            self.record(&mut tx, app, None, data, EventType::EndpointDisabled)
+            let event = new_event(app, None, EventType::EndpointDisabled, &data)?;
+            let dialects = formats::dialects_sending(EventType::EndpointDisabled);
+            self.recorder
+                .record(event, Target::Subscribers(dialects))
                 .await?;
-            tx.commit().await?;
-            self.wake_dispatcher();
         }
         Ok(())
     }

@@ -148,8 +148,9 @@ impl Store {
         if claimed == 0 {
             return Ok(Vec::new());
         }
-        // Three indexed reads by claim token, joined here, keep the row mappers shared.
-        on_pool!(self, write, |pool| {
+        // Three indexed reads by claim token, joined here, keep the row mappers shared. They
+        // read committed data, so on SQLite they leave the single writer free.
+        on_pool!(self, read, |pool| {
             let deliveries = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
@@ -217,6 +218,10 @@ impl Store {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let mut failing = HashMap::new();
+            let mut endpoints: HashMap<
+                (ApplicationId, EndpointId),
+                (Option<OffsetDateTime>, Option<OffsetDateTime>),
+            > = HashMap::new();
             for f in batch {
                 let (status, next) = match f.outcome {
                     Outcome::Succeeded => ("succeeded", now),
@@ -252,22 +257,32 @@ impl Store {
                 .bind(&f.attempt.node)
                 .execute(&mut *tx)
                 .await?;
+                let health = endpoints
+                    .entry((f.application_id, f.endpoint_id))
+                    .or_insert((None, None));
                 if f.outcome == Outcome::Succeeded {
-                    failing.remove(&(f.application_id, f.endpoint_id));
-                    sqlx::query(
-                        "UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL WHERE id = $1",
-                    )
-                    .bind(f.endpoint_id.0)
-                    .bind(Ts(f.attempt.attempted_at))
-                    .execute(&mut *tx)
-                    .await?;
-                } else {
+                    health.0 = Some(f.attempt.attempted_at);
+                    health.1 = None;
+                } else if health.0.is_none() {
+                    health.1.get_or_insert(f.attempt.attempted_at);
+                }
+            }
+            // One health update per endpoint per batch: its last success, or the start of its
+            // failures when the batch had none.
+            for ((app, endpoint), (success, first_failure)) in endpoints {
+                if let Some(at) = success {
+                    sqlx::query("UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL WHERE id = $1")
+                        .bind(endpoint.0)
+                        .bind(Ts(at))
+                        .execute(&mut *tx)
+                        .await?;
+                } else if let Some(at) = first_failure {
                     let row = sqlx::query(
                         "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
                          WHERE id = $1 RETURNING failing_since",
                     )
-                    .bind(f.endpoint_id.0)
-                    .bind(Ts(f.attempt.attempted_at))
+                    .bind(endpoint.0)
+                    .bind(Ts(at))
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(since) = row
@@ -275,7 +290,7 @@ impl Store {
                         .transpose()?
                         .flatten()
                     {
-                        failing.insert((f.application_id, f.endpoint_id), since);
+                        failing.insert((app, endpoint), since);
                     }
                 }
             }
