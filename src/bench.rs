@@ -69,13 +69,24 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let mut nodes = Vec::new();
     for i in 0..b.nodes {
-        nodes.push(Node::start(&db, i, dir.path().to_path_buf()).await?);
+        let exe = std::env::current_exe()?;
+        nodes.push(
+            ChildNode::start(
+                &exe,
+                &db,
+                &format!("bench-{i}"),
+                ADMIN,
+                dir.path().to_path_buf(),
+                &[],
+            )
+            .await?,
+        );
     }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(b.clients as usize * 2)
         .build()?;
     let api = nodes[0].base.clone();
-    let key = create_app(&http, &api).await?;
+    let key = create_app(&http, &api, ADMIN).await?;
     let endpoint: Value = http
         .post(format!("{api}/v1/webhook-endpoints"))
         .bearer_auth(&key)
@@ -289,10 +300,11 @@ async fn baseline(
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn create_app(http: &reqwest::Client, api: &str) -> anyhow::Result<String> {
+/// Creates an application through the admin API and returns its API key.
+pub async fn create_app(http: &reqwest::Client, api: &str, admin: &str) -> anyhow::Result<String> {
     let app: Value = http
         .post(format!("{api}/v1/applications"))
-        .bearer_auth(ADMIN)
+        .bearer_auth(admin)
         .json(&json!({"name": "bench"}))
         .send()
         .await?
@@ -305,24 +317,35 @@ async fn create_app(http: &reqwest::Client, api: &str) -> anyhow::Result<String>
         .context("no api_key in the answer")
 }
 
-/// A freshet node run as a child process of the bench.
-struct Node {
+/// A freshet node run as a child process (by the bench, and by crash tests).
+pub struct ChildNode {
     child: Child,
-    base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
 }
 
-impl Node {
-    async fn start(db: &str, i: u16, dir: PathBuf) -> anyhow::Result<Self> {
+impl ChildNode {
+    /// Starts `exe serve` on a free port with the admin token `admin`, and waits until healthy.
+    pub async fn start(
+        exe: &std::path::Path,
+        db: &str,
+        name: &str,
+        admin: &str,
+        dir: PathBuf,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(exe)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
                 "--database-url",
                 db,
+                "--admin-token",
+                admin,
+                "--node-name",
+                name,
             ])
-            .args(["--admin-token", ADMIN, "--node-name", &format!("bench-{i}")])
+            .args(extra)
             .env("FRESHET_LOG", "warn")
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -331,21 +354,26 @@ impl Node {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if reqwest::get(format!("{base}/healthz"))
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            let health = reqwest::get(format!("{base}/healthz")).await;
+            if health.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("node {i} did not become healthy");
+                bail!("node {name} did not become healthy");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(Self { child, base })
     }
 
-    fn peak_rss_kib(&self) -> u64 {
+    /// Kills the node at once, as a crash or an OOM killer would (SIGKILL).
+    pub async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// The node's peak resident memory, from /proc.
+    pub fn peak_rss_kib(&self) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
@@ -357,7 +385,8 @@ impl Node {
             .unwrap_or(0)
     }
 
-    async fn stop(mut self) {
+    /// Stops the node gracefully (SIGTERM) and waits for it.
+    pub async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])

@@ -74,6 +74,10 @@ pub struct ServeArgs {
     /// Seconds a webhook receiver has to answer [default: 15].
     #[arg(long, env = "FRESHET_DELIVERY_TIMEOUT_SECONDS")]
     pub delivery_timeout_seconds: Option<u64>,
+    /// Seconds a claimed delivery stays this node's; a node that dies loses its claims after
+    /// this [default: 45]. Must exceed the delivery timeout by 5 s.
+    #[arg(long, env = "FRESHET_DELIVERY_LEASE_SECONDS")]
+    pub delivery_lease_seconds: Option<u64>,
     /// IP ranges webhooks may target despite being private (comma-separated CIDRs).
     #[arg(long, env = "FRESHET_ALLOW_TARGETS", value_delimiter = ',')]
     pub allow_targets: Option<Vec<String>>,
@@ -95,6 +99,7 @@ pub struct FileConfig {
     pub shutdown_grace_seconds: Option<u64>,
     pub db_max_connections: Option<u32>,
     pub delivery_timeout_seconds: Option<u64>,
+    pub delivery_lease_seconds: Option<u64>,
     pub allow_targets: Option<Vec<String>>,
     pub node_name: Option<String>,
 }
@@ -114,6 +119,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub db_max_connections: u32,
     pub delivery_timeout: Duration,
+    pub delivery_lease: Duration,
     /// Ranges webhooks may target despite their kind.
     pub allow_targets: Vec<Cidr>,
     pub node_name: String,
@@ -132,6 +138,7 @@ impl Config {
             shutdown_grace: Duration::from_secs(30),
             db_max_connections: 16,
             delivery_timeout: Duration::from_secs(15),
+            delivery_lease: Duration::from_secs(45),
             allow_targets: Vec::new(),
             node_name: default_node_name(),
         }
@@ -185,6 +192,11 @@ impl Config {
                 .or(file.delivery_timeout_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.delivery_timeout),
+            delivery_lease: args
+                .delivery_lease_seconds
+                .or(file.delivery_lease_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.delivery_lease),
             allow_targets: args
                 .allow_targets
                 .or(file.allow_targets)
@@ -212,6 +224,9 @@ impl Config {
         }
         if !(1..=300).contains(&self.delivery_timeout.as_secs()) {
             bail!("delivery_timeout_seconds: must be between 1 and 300");
+        }
+        if self.delivery_lease < self.delivery_timeout + Duration::from_secs(5) {
+            bail!("delivery_lease_seconds: must exceed delivery_timeout_seconds by at least 5");
         }
         if self.node_name.is_empty() || self.node_name.len() > 64 {
             bail!("node_name: must be 1 to 64 characters");

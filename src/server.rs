@@ -91,7 +91,7 @@ impl Server {
             on_long_failure,
             DispatcherConfig {
                 node: config.node_name.clone(),
-                lease: config.delivery_timeout * 2 + Duration::from_secs(15),
+                lease: config.delivery_lease,
                 ..Default::default()
             },
             engine.wake(),

@@ -3,6 +3,7 @@
 
 mod applications;
 mod bad_input;
+mod crash;
 mod customers;
 mod lifecycle;
 mod support;

@@ -1,0 +1,253 @@
+//! Crashes: nodes killed with SIGKILL in the middle of a burst lose no acknowledged event.
+//! These run the real binary as child processes against a real receiver.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use freshet::bench::{ChildNode, create_app};
+use freshet_engine::testing::{Answer, Receiver};
+use freshet_store::testing::{Backend, TestDb};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "crash-admin-token-0123456789";
+const EXE: &str = env!("CARGO_BIN_EXE_freshet");
+/// Short leases, so a dead node's claims come back within the test.
+const FAST_LEASES: &[&str] = &[
+    "--delivery-timeout-seconds",
+    "2",
+    "--delivery-lease-seconds",
+    "8",
+];
+
+/// Pushes `seqs` as test events across `bases` with `clients` workers; returns the acked seqs.
+/// When `kill_after` acks have arrived, `on_threshold` runs once (it kills a node).
+async fn push(
+    http: &reqwest::Client,
+    key: &str,
+    urls: Vec<String>,
+    seqs: Vec<u64>,
+    clients: usize,
+    kill_after: Option<(u64, tokio::sync::oneshot::Sender<()>)>,
+) -> HashSet<u64> {
+    let queue = Arc::new(Mutex::new(seqs));
+    let acked = Arc::new(Mutex::new(HashSet::new()));
+    let count = Arc::new(AtomicU64::new(0));
+    let (threshold, trigger) = match kill_after {
+        Some((n, t)) => (n, Arc::new(Mutex::new(Some(t)))),
+        None => (u64::MAX, Arc::new(Mutex::new(None))),
+    };
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let (http, key, urls, queue, acked, count, trigger) = (
+                http.clone(),
+                key.to_string(),
+                urls.clone(),
+                queue.clone(),
+                acked.clone(),
+                count.clone(),
+                trigger.clone(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    let Some(seq) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    let url = &urls[(seq as usize + c) % urls.len()];
+                    let sent = http
+                        .post(url)
+                        .bearer_auth(&key)
+                        .json(&json!({"data": {"seq": seq}}))
+                        .send()
+                        .await;
+                    if sent.is_ok_and(|r| r.status().as_u16() == 202) {
+                        acked.lock().unwrap().insert(seq);
+                        if count.fetch_add(1, Ordering::Relaxed) + 1 == threshold
+                            && let Some(t) = trigger.lock().unwrap().take()
+                        {
+                            let _ = t.send(());
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+}
+
+/// Waits until the receiver has every seq in `want`; returns how many deliveries were
+/// duplicates (the same webhook-id more than once).
+async fn await_all(r: &Receiver, want: &HashSet<u64>, within: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = r.received();
+        let seen: HashSet<u64> = got
+            .iter()
+            .filter_map(|g| {
+                serde_json::from_slice::<Value>(&g.body).ok()?["data"]["data"]["seq"].as_u64()
+            })
+            .collect();
+        let missing = want.difference(&seen).count();
+        if missing == 0 {
+            let mut ids: HashMap<String, usize> = HashMap::new();
+            for g in &got {
+                *ids.entry(g.headers["webhook-id"].to_str().unwrap().to_string())
+                    .or_default() += 1;
+            }
+            return ids.values().map(|n| n - 1).sum();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{missing} acknowledged events never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn endpoint(http: &reqwest::Client, base: &str, key: &str, url: &str) -> String {
+    let ep: Value = http
+        .post(format!("{base}/v1/webhook-endpoints"))
+        .bearer_auth(key)
+        .json(&json!({"url": url}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ep["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_burst_loses_nothing_on_sqlite() {
+    const TOTAL: u64 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("freshet.db").display());
+    let r = Receiver::start(vec![Answer::Status(204)]).await;
+    let http = reqwest::Client::new();
+    let node = ChildNode::start(
+        EXE.as_ref(),
+        &db,
+        "crash-a",
+        ADMIN,
+        dir.path().into(),
+        FAST_LEASES,
+    )
+    .await
+    .unwrap();
+    let key = create_app(&http, &node.base, ADMIN).await.unwrap();
+    let ep = endpoint(&http, &node.base, &key, &r.url()).await;
+    let test_url = |base: &str| format!("{base}/v1/webhook-endpoints/{ep}/test");
+
+    let first_url = test_url(&node.base);
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel();
+    let killer = tokio::spawn(async move {
+        let _ = kill_rx.await;
+        node.kill().await;
+    });
+    let mut acked = push(
+        &http,
+        &key,
+        vec![first_url],
+        (0..TOTAL).rev().collect(),
+        16,
+        Some((3_000, kill_tx)),
+    )
+    .await;
+    killer.await.unwrap();
+    assert!(
+        acked.len() >= 3_000 && acked.len() < TOTAL as usize,
+        "the kill landed mid-burst: {}",
+        acked.len()
+    );
+
+    // Restarted on the same file, the node finds what the dead one committed and left leased.
+    let node = ChildNode::start(
+        EXE.as_ref(),
+        &db,
+        "crash-a",
+        ADMIN,
+        dir.path().into(),
+        FAST_LEASES,
+    )
+    .await
+    .unwrap();
+    let rest: Vec<u64> = (0..TOTAL).filter(|s| !acked.contains(s)).collect();
+    acked.extend(push(&http, &key, vec![test_url(&node.base)], rest, 16, None).await);
+    assert_eq!(acked.len(), TOTAL as usize);
+    let duplicates = await_all(&r, &acked, Duration::from_secs(120)).await;
+    println!(
+        "sqlite, SIGKILL mid-burst: {TOTAL} events acknowledged, every one arrived, {duplicates} duplicates"
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_on_postgres_survive_one_killed() {
+    const TOTAL: u64 = 6_000;
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::start(vec![Answer::Status(204)]).await;
+    let http = reqwest::Client::new();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let n = ChildNode::start(
+            EXE.as_ref(),
+            &db.url,
+            &format!("pg-{i}"),
+            ADMIN,
+            dir.path().into(),
+            FAST_LEASES,
+        )
+        .await
+        .unwrap();
+        nodes.push(n);
+    }
+    let key = create_app(&http, &nodes[0].base, ADMIN).await.unwrap();
+    let ep = endpoint(&http, &nodes[0].base, &key, &r.url()).await;
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{}/v1/webhook-endpoints/{ep}/test", n.base))
+        .collect();
+    let victim = nodes.pop().unwrap();
+    let (kill_tx, kill_rx) = tokio::sync::oneshot::channel();
+    let killer = tokio::spawn(async move {
+        let _ = kill_rx.await;
+        victim.kill().await;
+    });
+    // Events go to all three nodes' APIs; the victim dies a third of the way through.
+    let mut acked = push(
+        &http,
+        &key,
+        urls.clone(),
+        (0..TOTAL).rev().collect(),
+        12,
+        Some((TOTAL / 3, kill_tx)),
+    )
+    .await;
+    killer.await.unwrap();
+    assert!(
+        acked.len() < TOTAL as usize,
+        "requests to the killed node failed, so some are re-sent"
+    );
+    let rest: Vec<u64> = (0..TOTAL).filter(|s| !acked.contains(s)).collect();
+    acked.extend(push(&http, &key, urls[..2].to_vec(), rest, 12, None).await);
+    assert_eq!(acked.len(), TOTAL as usize);
+    let duplicates = await_all(&r, &acked, Duration::from_secs(120)).await;
+    println!(
+        "postgres, 3 nodes, one SIGKILLed: {TOTAL} events acknowledged, every one arrived, {duplicates} duplicates"
+    );
+    for n in nodes {
+        n.stop().await;
+    }
+}
