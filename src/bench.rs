@@ -326,6 +326,7 @@ pub struct ChildNode {
 
 impl ChildNode {
     /// Starts `exe serve` on a free port with the admin token `admin`, and waits until healthy.
+    /// It logs warnings and errors to `dir/<name>.log`.
     pub async fn start(
         exe: &std::path::Path,
         db: &str,
@@ -333,6 +334,30 @@ impl ChildNode {
         admin: &str,
         dir: PathBuf,
         extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::spawn(exe, db, name, admin, dir, extra, "warn").await
+    }
+
+    /// [`ChildNode::start`] logging at `filter` (tracing's syntax).
+    pub async fn start_logging(
+        exe: &std::path::Path,
+        db: &str,
+        name: &str,
+        admin: &str,
+        dir: PathBuf,
+        filter: &str,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(exe, db, name, admin, dir, &[], filter).await
+    }
+
+    async fn spawn(
+        exe: &std::path::Path,
+        db: &str,
+        name: &str,
+        admin: &str,
+        dir: PathBuf,
+        extra: &[&str],
+        filter: &str,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = Command::new(exe)
@@ -346,7 +371,8 @@ impl ChildNode {
                 name,
             ])
             .args(extra)
-            .env("FRESHET_LOG", "warn")
+            .env("FRESHET_LOG", filter)
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?)
             .current_dir(dir)
             .stdout(Stdio::null())
             .kill_on_drop(true)

@@ -6,6 +6,7 @@ mod bad_input;
 mod crash;
 mod customers;
 mod lifecycle;
+mod logs;
 mod support;
 mod tenancy;
 mod webhooks;

@@ -165,3 +165,88 @@ on_both_stores! {
         assert_eq!(s, StatusCode::OK);
     }
 }
+
+/// A receiver that is down (connection refused) gets every event once it is back.
+#[tokio::test]
+async fn a_receiver_down_for_a_while_gets_everything_when_back() {
+    let Some(app) = TestApp::spawn(freshet_store::testing::Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let key = app.new_application("down").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let ep = endpoint(
+        &app,
+        &key,
+        json!({"url": url, "retry_schedule": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}),
+    )
+    .await;
+    let id = ep["id"].as_str().unwrap();
+    for n in 0..20 {
+        app.call(
+            Method::POST,
+            &format!("/v1/webhook-endpoints/{id}/test"),
+            Some(&key),
+            Some(json!({"data": {"n": n}})),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = Receiver::start_on(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        vec![Answer::Status(200)],
+    )
+    .await;
+    let got = r.wait_for(20, WAIT).await;
+    let mut ns: Vec<u64> = got
+        .iter()
+        .map(|g| {
+            verify(ep["secret"].as_str().unwrap(), g)["data"]["data"]["n"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ns.sort();
+    ns.dedup();
+    assert_eq!(ns, (0..20).collect::<Vec<_>>());
+    let (_, events) = app
+        .call(
+            Method::GET,
+            "/v1/events?type=endpoint.test&limit=1",
+            Some(&key),
+            None,
+        )
+        .await;
+    let first = events["data"][0]["id"].as_str().unwrap();
+    let (_, ds) = app
+        .call(
+            Method::GET,
+            &format!("/v1/events/{first}/deliveries"),
+            Some(&key),
+            None,
+        )
+        .await;
+    let did = ds["data"][0]["id"].as_str().unwrap();
+    let (_, attempts) = app
+        .call(
+            Method::GET,
+            &format!("/v1/deliveries/{did}/attempts"),
+            Some(&key),
+            None,
+        )
+        .await;
+    let first_attempt = &attempts["data"][0];
+    assert_eq!(
+        first_attempt["status_code"],
+        Value::Null,
+        "no response while the receiver was down"
+    );
+    assert!(
+        first_attempt["error"].as_str().unwrap().contains("connect"),
+        "{first_attempt}"
+    );
+}

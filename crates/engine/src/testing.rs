@@ -43,6 +43,11 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver answering with `script`.
     pub async fn start(script: Vec<Answer>) -> Self {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), script).await
+    }
+
+    /// Starts a receiver on `addr` (a port a test reserved earlier, say).
+    pub async fn start_on(addr: SocketAddr, script: Vec<Answer>) -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
         let (g, s) = (got.clone(), script.clone());
@@ -66,7 +71,7 @@ impl Receiver {
                 }),
             )
             .route("/elsewhere", any(|| async { StatusCode::OK }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { addr, got, script }
