@@ -85,13 +85,17 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, after_commit: imp
 }
 
 async fn write(store: &Store, jobs: &[Job]) -> Result<(), StoreError> {
+    let batch: Vec<(StoredEvent, Fanout<'_>)> = jobs
+        .iter()
+        .map(|job| {
+            let fanout = match &job.target {
+                Target::Subscribers(dialects) => Fanout::Subscribers { dialects },
+                Target::Only(endpoint) => Fanout::Only(*endpoint),
+            };
+            (job.event.clone(), fanout)
+        })
+        .collect();
     let mut tx = store.begin().await?;
-    for job in jobs {
-        let fanout = match &job.target {
-            Target::Subscribers(dialects) => Fanout::Subscribers { dialects },
-            Target::Only(endpoint) => Fanout::Only(*endpoint),
-        };
-        tx.record_event(&job.event, fanout).await?;
-    }
+    tx.record_events(&batch).await?;
     tx.commit().await
 }

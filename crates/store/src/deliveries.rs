@@ -222,41 +222,34 @@ impl Store {
                 (ApplicationId, EndpointId),
                 (Option<OffsetDateTime>, Option<OffsetDateTime>),
             > = HashMap::new();
+            // Every delivery of the batch in one statement; a row whose lease another node
+            // took over (claim token no longer matches) is left as that node has it.
+            let verdict = |f: &Finished| match f.outcome {
+                Outcome::Succeeded => ("succeeded", now),
+                Outcome::Retry { at } => ("failed", at),
+                Outcome::Dead => ("dead", now),
+            };
+            let mut q = sqlx::QueryBuilder::new(
+                "WITH v (id, token, status, next_attempt_at, last_status_code, last_error) AS (",
+            );
+            q.push_values(batch, |mut row, f| {
+                let (status, next) = verdict(f);
+                row.push_bind(f.delivery_id.0)
+                    .push_bind(f.token.clone())
+                    .push_bind(status)
+                    .push_bind(Ts(next))
+                    .push_bind(f.attempt.status_code.map(i64::from))
+                    .push_bind(f.attempt.error.clone());
+            });
+            q.push(
+                ") UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + 1, \
+                 next_attempt_at = v.next_attempt_at, lease_until = NULL, leased_by = NULL, \
+                 last_status_code = v.last_status_code, last_error = v.last_error, updated_at = ",
+            );
+            q.push_bind(Ts(now));
+            q.push(" FROM v WHERE deliveries.id = v.id AND deliveries.leased_by = v.token");
+            q.build().execute(&mut *tx).await?;
             for f in batch {
-                let (status, next) = match f.outcome {
-                    Outcome::Succeeded => ("succeeded", now),
-                    Outcome::Retry { at } => ("failed", at),
-                    Outcome::Dead => ("dead", now),
-                };
-                sqlx::query(
-                    "UPDATE deliveries SET status = $3, attempts = attempts + 1, \
-                     next_attempt_at = $4, lease_until = NULL, leased_by = NULL, \
-                     last_status_code = $5, last_error = $6, updated_at = $7 \
-                     WHERE id = $1 AND leased_by = $2",
-                )
-                .bind(f.delivery_id.0)
-                .bind(&f.token)
-                .bind(status)
-                .bind(Ts(next))
-                .bind(f.attempt.status_code.map(i64::from))
-                .bind(&f.attempt.error)
-                .bind(Ts(now))
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO delivery_attempts (id, delivery_id, attempted_at, status_code, \
-                     latency_ms, error, response_excerpt, node) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(AttemptId::new().0)
-                .bind(f.delivery_id.0)
-                .bind(Ts(f.attempt.attempted_at))
-                .bind(f.attempt.status_code.map(i64::from))
-                .bind(f.attempt.latency_ms as i64)
-                .bind(&f.attempt.error)
-                .bind(&f.attempt.response_excerpt)
-                .bind(&f.attempt.node)
-                .execute(&mut *tx)
-                .await?;
                 let health = endpoints
                     .entry((f.application_id, f.endpoint_id))
                     .or_insert((None, None));
@@ -267,6 +260,21 @@ impl Store {
                     health.1.get_or_insert(f.attempt.attempted_at);
                 }
             }
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO delivery_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
+                 error, response_excerpt, node) ",
+            );
+            q.push_values(batch, |mut row, f| {
+                row.push_bind(AttemptId::new().0)
+                    .push_bind(f.delivery_id.0)
+                    .push_bind(Ts(f.attempt.attempted_at))
+                    .push_bind(f.attempt.status_code.map(i64::from))
+                    .push_bind(f.attempt.latency_ms as i64)
+                    .push_bind(f.attempt.error.clone())
+                    .push_bind(f.attempt.response_excerpt.clone())
+                    .push_bind(f.attempt.node.clone());
+            });
+            q.build().execute(&mut *tx).await?;
             // One health update per endpoint per batch: its last success, or the start of its
             // failures when the batch had none.
             for ((app, endpoint), (success, first_failure)) in endpoints {

@@ -73,25 +73,97 @@ pub enum Fanout<'a> {
 impl Tx {
     /// Stores an event and creates its deliveries; returns how many.
     pub async fn record_event(&mut self, event: &StoredEvent, fanout: Fanout<'_>) -> Result<u64> {
+        self.record_events(&[(event.clone(), fanout)]).await
+    }
+}
+
+/// Largest batch written as one multi-row statement (SQLite allows 32,766 parameters).
+const MAX_ROWS: usize = 2_000;
+
+impl Tx {
+    /// Stores a batch of events and their deliveries with a handful of statements whatever the
+    /// batch's size: one lookup per distinct target, one multi-row insert for the events and
+    /// one for the deliveries. What group commit hands the store.
+    pub async fn record_events(&mut self, batch: &[(StoredEvent, Fanout<'_>)]) -> Result<u64> {
+        if batch.len() > MAX_ROWS {
+            let mut n = 0;
+            for chunk in batch.chunks(MAX_ROWS) {
+                n += Box::pin(self.record_events(chunk)).await?;
+            }
+            return Ok(n);
+        }
         let now = freshet_model::time::now();
+        // Resolve each distinct target once.
+        let mut targets: std::collections::HashMap<(ApplicationId, String), Vec<(Uuid, bool)>> =
+            Default::default();
+        for (event, fanout) in batch {
+            let key = (event.application_id, fanout_key(event, fanout));
+            if targets.contains_key(&key) {
+                continue;
+            }
+            let found = self.targets(event, *fanout, now).await?;
+            targets.insert(key, found);
+        }
+        let mut deliveries: Vec<(Uuid, &StoredEvent, Uuid, Option<String>)> = Vec::new();
+        for (event, fanout) in batch {
+            for (endpoint, ordered) in &targets[&(event.application_id, fanout_key(event, fanout))]
+            {
+                let key = event
+                    .customer_id
+                    .filter(|_| *ordered)
+                    .map(|c| c.0.to_string());
+                deliveries.push((DeliveryId::new().0, event, *endpoint, key));
+            }
+        }
         on_tx!(self, |conn| {
-            sqlx::query(concat!(
-                "INSERT INTO events (",
-                columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6)"
-            ))
-            .bind(event.id.0)
-            .bind(event.application_id.0)
-            .bind(event.event_type.as_str())
-            .bind(event.customer_id.map(|c| c.0))
-            .bind(Ts(event.created_at))
-            .bind(Json(&event.data))
-            .execute(&mut *conn)
-            .await?;
-            let targets: Vec<(Uuid, bool)> = match fanout {
+            let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO events (", columns!(), ") "));
+            q.push_values(batch, |mut row, (e, _)| {
+                row.push_bind(e.id.0)
+                    .push_bind(e.application_id.0)
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.customer_id.map(|c| c.0))
+                    .push_bind(Ts(e.created_at))
+                    .push_bind(Json(&e.data));
+            });
+            q.build().execute(&mut *conn).await?;
+            if !deliveries.is_empty() {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, attempts, \
+                     next_attempt_at, lease_until, leased_by, ordering_key, last_status_code, last_error, \
+                     created_at, updated_at) ",
+                );
+                q.push_values(&deliveries, |mut row, (id, e, endpoint, key)| {
+                    row.push_bind(*id)
+                        .push_bind(e.application_id.0)
+                        .push_bind(e.id.0)
+                        .push_bind(*endpoint)
+                        .push_bind("pending")
+                        .push_bind(0i64)
+                        .push_bind(Ts(now))
+                        .push_bind(None::<Ts>)
+                        .push_bind(None::<String>)
+                        .push_bind(key.clone())
+                        .push_bind(None::<i64>)
+                        .push_bind(None::<String>)
+                        .push_bind(Ts(now))
+                        .push_bind(Ts(now));
+                });
+                q.build().execute(&mut *conn).await?;
+            }
+        });
+        Ok(deliveries.len() as u64)
+    }
+
+    /// The endpoints an event goes to, with whether each is ordered.
+    async fn targets(
+        &mut self,
+        event: &StoredEvent,
+        fanout: Fanout<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(Uuid, bool)>> {
+        on_tx!(self, |conn| {
+            let rows = match fanout {
                 Fanout::Subscribers { dialects } => {
-                    let dialects = format!(",{},", dialects.join(","));
-                    let type_pattern = format!("%,{},%", event.event_type.as_str());
                     sqlx::query(
                         "SELECT id, ordered FROM webhook_endpoints \
                          WHERE application_id = $1 AND enabled AND active_from <= $2 \
@@ -100,48 +172,34 @@ impl Tx {
                     )
                     .bind(event.application_id.0)
                     .bind(Ts(now))
-                    .bind(type_pattern)
-                    .bind(dialects)
+                    .bind(format!("%,{},%", event.event_type.as_str()))
+                    .bind(format!(",{},", dialects.join(",")))
                     .fetch_all(&mut *conn)
                     .await?
-                    .iter()
-                    .map(|r| Ok((r.uuid("id")?, r.bool("ordered")?)))
-                    .collect::<Result<_, sqlx::Error>>()?
                 }
-                Fanout::Only(endpoint) => sqlx::query(
-                    "SELECT id, ordered FROM webhook_endpoints WHERE application_id = $1 AND id = $2",
-                )
-                .bind(event.application_id.0)
-                .bind(endpoint.0)
-                .fetch_all(&mut *conn)
-                .await?
+                Fanout::Only(endpoint) => {
+                    sqlx::query("SELECT id, ordered FROM webhook_endpoints WHERE application_id = $1 AND id = $2")
+                        .bind(event.application_id.0)
+                        .bind(endpoint.0)
+                        .fetch_all(&mut *conn)
+                        .await?
+                }
+            };
+            Ok(rows
                 .iter()
                 .map(|r| Ok((r.uuid("id")?, r.bool("ordered")?)))
-                .collect::<Result<_, sqlx::Error>>()?,
-            };
-            let ordering_key = event.customer_id.map(|c| c.0.to_string());
-            for (endpoint, ordered) in &targets {
-                sqlx::query(
-                    "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, \
-                     attempts, next_attempt_at, lease_until, leased_by, ordering_key, \
-                     last_status_code, last_error, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, 'pending', 0, $5, NULL, NULL, $6, NULL, NULL, $5, $5)",
-                )
-                .bind(DeliveryId::new().0)
-                .bind(event.application_id.0)
-                .bind(event.id.0)
-                .bind(endpoint)
-                .bind(Ts(now))
-                .bind(if *ordered {
-                    ordering_key.as_deref()
-                } else {
-                    None
-                })
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(targets.len() as u64)
+                .collect::<Result<_, sqlx::Error>>()?)
         })
+    }
+}
+
+/// What decides an event's targets besides its application.
+fn fanout_key(event: &StoredEvent, fanout: &Fanout<'_>) -> String {
+    match fanout {
+        Fanout::Subscribers { dialects } => {
+            format!("s:{}:{}", event.event_type.as_str(), dialects.join(","))
+        }
+        Fanout::Only(endpoint) => format!("o:{endpoint}"),
     }
 }
 
