@@ -10,6 +10,7 @@ use freshet_engine::{
         dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure},
         sender::Sender,
     },
+    recorder::Handoff,
     webhooks::Endpoints,
 };
 use freshet_store::{Store, StoreOptions};
@@ -60,7 +61,9 @@ impl Server {
                 );
             }
         }
-        let engine = Engine::new(store.clone());
+        let (handoff, handoff_rx) =
+            Handoff::new(config.node_name.clone(), config.delivery_lease, 1024);
+        let engine = Engine::new(store.clone(), Some(handoff));
         let policy = Arc::new(config.target_policy());
         let state = AppState {
             store: store.clone(),
@@ -84,18 +87,21 @@ impl Server {
                 Box::pin(async move { engine.disable_failing(app, endpoint, since).await })
             })
         };
-        let dispatcher = Arc::new(Dispatcher::new(
-            store.clone(),
-            Sender::new(policy, config.delivery_timeout),
-            engine.prepare(),
-            on_long_failure,
-            DispatcherConfig {
-                node: config.node_name.clone(),
-                lease: config.delivery_lease,
-                ..Default::default()
-            },
-            engine.wake(),
-        ));
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                store.clone(),
+                Sender::new(policy, config.delivery_timeout),
+                engine.prepare(),
+                on_long_failure,
+                DispatcherConfig {
+                    node: config.node_name.clone(),
+                    lease: config.delivery_lease,
+                    ..Default::default()
+                },
+                engine.wake(),
+            )
+            .with_handoff(handoff_rx),
+        );
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let serving = tokio::spawn(
             axum::serve(listener, app)

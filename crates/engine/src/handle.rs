@@ -5,7 +5,7 @@ use std::sync::Arc;
 use freshet_store::Store;
 use tokio::sync::Notify;
 
-use crate::recorder::Recorder;
+use crate::recorder::{Handoff, Recorder};
 
 /// Shared by the API and the engines of one node.
 #[derive(Clone, Debug)]
@@ -16,11 +16,12 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the node's event writer; call inside a Tokio runtime.
-    pub fn new(store: Store) -> Self {
+    /// Starts the node's event writer; call inside a Tokio runtime. With a `handoff`, events
+    /// it records go straight to this node's dispatcher.
+    pub fn new(store: Store, handoff: Option<Handoff>) -> Self {
         let wake = Arc::new(Notify::new());
         let notify = wake.clone();
-        let recorder = Recorder::start(store.clone(), move || notify.notify_one());
+        let recorder = Recorder::start(store.clone(), handoff, move || notify.notify_one());
         Self {
             store,
             recorder,

@@ -8,7 +8,7 @@
 pub mod delivery;
 mod formats;
 mod handle;
-mod recorder;
+pub mod recorder;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;

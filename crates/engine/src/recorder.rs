@@ -6,9 +6,22 @@
 //! after that transaction committed, so an acknowledged event is as durable as before — it
 //! just shares its sync with its neighbours. Under light load a batch is a single event and
 //! nothing waits.
+//!
+//! While this node's dispatcher is running and not backed up, deliveries that may leave at
+//! once are written already leased to this node and handed straight to the dispatcher: no
+//! claim transaction stands between an acknowledged event and its first attempt. A lease is a
+//! lease: if the node dies before sending, the delivery is taken over like any other claim.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use freshet_model::webhooks::EndpointId;
-use freshet_store::{Fanout, Store, StoreError, StoredEvent};
+use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoredEvent};
 use tokio::sync::{mpsc, oneshot};
 
 /// Where an event goes, owned so it can cross to the writer task.
@@ -24,6 +37,57 @@ struct Job {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// The channel from the recorder to this node's dispatcher.
+#[derive(Clone, Debug)]
+pub struct Handoff {
+    node: String,
+    lease: Duration,
+    claims: mpsc::UnboundedSender<Claim>,
+    /// The dispatcher is running and takes handed-off claims.
+    pub open: Arc<AtomicBool>,
+    /// Claims handed off and not yet taken.
+    pub queued: Arc<AtomicUsize>,
+    /// Past this many queued, new deliveries wait for an ordinary claim.
+    limit: usize,
+}
+
+/// The dispatcher's end of the hand-off.
+#[derive(Debug)]
+pub struct HandoffReceiver {
+    pub claims: mpsc::UnboundedReceiver<Claim>,
+    pub open: Arc<AtomicBool>,
+    pub queued: Arc<AtomicUsize>,
+}
+
+impl Handoff {
+    /// A hand-off for `node`, whose leases last `lease`.
+    pub fn new(node: String, lease: Duration, limit: usize) -> (Self, HandoffReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let open = Arc::new(AtomicBool::new(false));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let this = Self {
+            node,
+            lease,
+            claims: tx,
+            open: open.clone(),
+            queued: queued.clone(),
+            limit,
+        };
+        (
+            this,
+            HandoffReceiver {
+                claims: rx,
+                open,
+                queued,
+            },
+        )
+    }
+
+    fn accepting(&self) -> bool {
+        self.open.load(Ordering::Acquire) && self.queued.load(Ordering::Acquire) < self.limit
+    }
+}
+
 /// The handle callers record through.
 #[derive(Clone, Debug)]
 pub struct Recorder {
@@ -34,10 +98,15 @@ pub struct Recorder {
 const MAX_BATCH: usize = 512;
 
 impl Recorder {
-    /// Starts the writer task; it ends when every handle is dropped.
-    pub fn start(store: Store, after_commit: impl Fn() + Send + 'static) -> Self {
+    /// Starts the writer task; it ends when every handle is dropped. `after_commit` runs when
+    /// a batch left deliveries for an ordinary claim.
+    pub fn start(
+        store: Store,
+        handoff: Option<Handoff>,
+        after_commit: impl Fn() + Send + 'static,
+    ) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_loop(store, rx, after_commit));
+        tokio::spawn(write_loop(store, rx, handoff, after_commit));
         Self { jobs }
     }
 
@@ -59,12 +128,19 @@ impl Recorder {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, after_commit: impl Fn()) {
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Job>,
+    handoff: Option<Handoff>,
+    after_commit: impl Fn(),
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&store, &batch).await {
-            Ok(()) => {
-                after_commit();
+        match write(&store, &batch, handoff.as_ref().filter(|h| h.accepting())).await {
+            Ok(left_for_claim) => {
+                if left_for_claim {
+                    after_commit();
+                }
                 for job in batch.drain(..) {
                     let _ = job.done.send(Ok(()));
                 }
@@ -73,10 +149,10 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, after_commit: imp
                 // One bad event must not fail its neighbours: retry each alone.
                 tracing::warn!(error = %e, n = batch.len(), "batched event write failed; writing one by one");
                 for job in batch.drain(..) {
-                    let one = write(&store, std::slice::from_ref(&job))
+                    let one = write(&store, std::slice::from_ref(&job), None)
                         .await
                         .map_err(|e| e.to_string());
-                    let _ = job.done.send(one);
+                    let _ = job.done.send(one.map(|_| ()));
                 }
                 after_commit();
             }
@@ -84,7 +160,8 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Job>, after_commit: imp
     }
 }
 
-async fn write(store: &Store, jobs: &[Job]) -> Result<(), StoreError> {
+/// Writes a batch; returns whether some deliveries wait for an ordinary claim.
+async fn write(store: &Store, jobs: &[Job], handoff: Option<&Handoff>) -> Result<bool, StoreError> {
     let batch: Vec<(StoredEvent, Fanout<'_>)> = jobs
         .iter()
         .map(|job| {
@@ -96,6 +173,31 @@ async fn write(store: &Store, jobs: &[Job]) -> Result<(), StoreError> {
         })
         .collect();
     let mut tx = store.begin().await?;
-    tx.record_events(&batch).await?;
-    tx.commit().await
+    let Some(h) = handoff else {
+        let n = tx.record_events(&batch).await?;
+        tx.commit().await?;
+        return Ok(n > 0);
+    };
+    let token = format!("{}/{}", h.node, uuid::Uuid::now_v7().simple());
+    let until = freshet_model::time::now()
+        + time::Duration::try_from(h.lease).unwrap_or(time::Duration::MINUTE);
+    let (n, claims) = tx
+        .record_events_leased(
+            &batch,
+            Lease {
+                token: &token,
+                until,
+            },
+        )
+        .await?;
+    tx.commit().await?;
+    let leased = claims.len() as u64;
+    for claim in claims {
+        h.queued.fetch_add(1, Ordering::AcqRel);
+        if h.claims.send(claim).is_err() {
+            // The dispatcher is gone: the lease expires and another claim sends it.
+            h.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    Ok(n > leased)
 }

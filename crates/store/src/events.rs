@@ -4,9 +4,11 @@
 //! application that is enabled, active, subscribed to the type and of a dialect that sends it —
 //! so an event is never stored without its deliveries, nor delivered without being stored.
 
+use std::collections::HashMap;
+
 use freshet_model::{
     ApplicationId, CustomerId, EventType, Page, PageRequest,
-    webhooks::{DeliveryId, EndpointId, EventId},
+    webhooks::{Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId, WebhookEndpoint},
 };
 use serde_json::Value;
 use sqlx::types::Json;
@@ -14,8 +16,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    Result, Store, Tx,
+    Claim, Result, Store, Tx,
     codec::{RowExt, Ts},
+    endpoints::{endpoint_columns, endpoint_from_row},
     on_pool, on_tx,
 };
 
@@ -80,39 +83,95 @@ impl Tx {
 /// Largest batch written as one multi-row statement (SQLite allows 32,766 parameters).
 const MAX_ROWS: usize = 2_000;
 
+/// A lease to take on the deliveries a batch creates, for the node that wrote them.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease<'a> {
+    pub token: &'a str,
+    pub until: OffsetDateTime,
+}
+
 impl Tx {
     /// Stores a batch of events and their deliveries with a handful of statements whatever the
     /// batch's size: one lookup per distinct target, one multi-row insert for the events and
     /// one for the deliveries. What group commit hands the store.
     pub async fn record_events(&mut self, batch: &[(StoredEvent, Fanout<'_>)]) -> Result<u64> {
-        if batch.len() > MAX_ROWS {
-            let mut n = 0;
-            for chunk in batch.chunks(MAX_ROWS) {
-                n += Box::pin(self.record_events(chunk)).await?;
-            }
-            return Ok(n);
+        let mut n = 0;
+        for chunk in batch.chunks(MAX_ROWS) {
+            n += self.write_events(chunk, None).await?.0;
         }
+        Ok(n)
+    }
+
+    /// Like [`Tx::record_events`], but deliveries that may leave at once — to an enabled,
+    /// unordered endpoint — are created already leased under `lease` and returned as claims,
+    /// so the node that wrote them sends them without claiming them first. The rest wait for
+    /// an ordinary claim, which enforces ordering and enablement.
+    /// Returns how many deliveries were created, and the claims of those leased.
+    pub async fn record_events_leased(
+        &mut self,
+        batch: &[(StoredEvent, Fanout<'_>)],
+        lease: Lease<'_>,
+    ) -> Result<(u64, Vec<Claim>)> {
+        let (mut n, mut claims) = (0, Vec::new());
+        for chunk in batch.chunks(MAX_ROWS) {
+            let (created, leased) = self.write_events(chunk, Some(lease)).await?;
+            n += created;
+            claims.extend(leased);
+        }
+        Ok((n, claims))
+    }
+
+    async fn write_events(
+        &mut self,
+        batch: &[(StoredEvent, Fanout<'_>)],
+        lease: Option<Lease<'_>>,
+    ) -> Result<(u64, Vec<Claim>)> {
         let now = freshet_model::time::now();
         // Resolve each distinct target once.
-        let mut targets: std::collections::HashMap<(ApplicationId, String), Vec<(Uuid, bool)>> =
-            Default::default();
+        let mut targets: HashMap<(ApplicationId, String), Vec<WebhookEndpoint>> = HashMap::new();
         for (event, fanout) in batch {
             let key = (event.application_id, fanout_key(event, fanout));
-            if targets.contains_key(&key) {
-                continue;
+            if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
+                slot.insert(self.targets(event, *fanout, now).await?);
             }
-            let found = self.targets(event, *fanout, now).await?;
-            targets.insert(key, found);
         }
-        let mut deliveries: Vec<(Uuid, &StoredEvent, Uuid, Option<String>)> = Vec::new();
+        struct Row<'e> {
+            delivery: Delivery,
+            event: &'e StoredEvent,
+            endpoint: &'e WebhookEndpoint,
+            ordering_key: Option<String>,
+            leased: bool,
+        }
+        let mut rows: Vec<Row<'_>> = Vec::new();
         for (event, fanout) in batch {
-            for (endpoint, ordered) in &targets[&(event.application_id, fanout_key(event, fanout))]
-            {
-                let key = event
-                    .customer_id
-                    .filter(|_| *ordered)
-                    .map(|c| c.0.to_string());
-                deliveries.push((DeliveryId::new().0, event, *endpoint, key));
+            for endpoint in &targets[&(event.application_id, fanout_key(event, fanout))] {
+                let leased = lease.is_some() && endpoint.enabled && !endpoint.ordered;
+                rows.push(Row {
+                    delivery: Delivery {
+                        id: DeliveryId::new(),
+                        application_id: event.application_id,
+                        event_id: event.id,
+                        endpoint_id: endpoint.id,
+                        status: if leased {
+                            DeliveryStatus::Delivering
+                        } else {
+                            DeliveryStatus::Pending
+                        },
+                        attempts: 0,
+                        next_attempt_at: now,
+                        last_status_code: None,
+                        last_error: None,
+                        created_at: now,
+                        updated_at: now,
+                    },
+                    event,
+                    endpoint,
+                    ordering_key: event
+                        .customer_id
+                        .filter(|_| endpoint.ordered)
+                        .map(|c| c.0.to_string()),
+                    leased,
+                });
             }
         }
         on_tx!(self, |conn| {
@@ -126,23 +185,27 @@ impl Tx {
                     .push_bind(Json(&e.data));
             });
             q.build().execute(&mut *conn).await?;
-            if !deliveries.is_empty() {
+            if !rows.is_empty() {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, attempts, \
                      next_attempt_at, lease_until, leased_by, ordering_key, last_status_code, last_error, \
                      created_at, updated_at) ",
                 );
-                q.push_values(&deliveries, |mut row, (id, e, endpoint, key)| {
-                    row.push_bind(*id)
-                        .push_bind(e.application_id.0)
-                        .push_bind(e.id.0)
-                        .push_bind(*endpoint)
-                        .push_bind("pending")
+                q.push_values(&rows, |mut b, r| {
+                    let (until, by) = match (r.leased, lease) {
+                        (true, Some(l)) => (Some(Ts(l.until)), Some(l.token.to_string())),
+                        _ => (None, None),
+                    };
+                    b.push_bind(r.delivery.id.0)
+                        .push_bind(r.delivery.application_id.0)
+                        .push_bind(r.delivery.event_id.0)
+                        .push_bind(r.delivery.endpoint_id.0)
+                        .push_bind(r.delivery.status.as_str())
                         .push_bind(0i64)
                         .push_bind(Ts(now))
-                        .push_bind(None::<Ts>)
-                        .push_bind(None::<String>)
-                        .push_bind(key.clone())
+                        .push_bind(until)
+                        .push_bind(by)
+                        .push_bind(r.ordering_key.clone())
                         .push_bind(None::<i64>)
                         .push_bind(None::<String>)
                         .push_bind(Ts(now))
@@ -151,25 +214,40 @@ impl Tx {
                 q.build().execute(&mut *conn).await?;
             }
         });
-        Ok(deliveries.len() as u64)
+        let claims = match lease {
+            None => Vec::new(),
+            Some(l) => rows
+                .iter()
+                .filter(|r| r.leased)
+                .map(|r| Claim {
+                    delivery: r.delivery.clone(),
+                    event: r.event.clone(),
+                    endpoint: r.endpoint.clone(),
+                    token: l.token.to_string(),
+                })
+                .collect(),
+        };
+        Ok((rows.len() as u64, claims))
     }
 
-    /// The endpoints an event goes to, with whether each is ordered.
+    /// The endpoints an event goes to.
     async fn targets(
         &mut self,
         event: &StoredEvent,
         fanout: Fanout<'_>,
         now: OffsetDateTime,
-    ) -> Result<Vec<(Uuid, bool)>> {
+    ) -> Result<Vec<WebhookEndpoint>> {
         on_tx!(self, |conn| {
             let rows = match fanout {
                 Fanout::Subscribers { dialects } => {
-                    sqlx::query(
-                        "SELECT id, ordered FROM webhook_endpoints \
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        endpoint_columns!(),
+                        " FROM webhook_endpoints \
                          WHERE application_id = $1 AND enabled AND active_from <= $2 \
                            AND (event_types IS NULL OR event_types LIKE $3) \
-                           AND $4 LIKE '%,' || dialect || ',%'",
-                    )
+                           AND $4 LIKE '%,' || dialect || ',%'"
+                    ))
                     .bind(event.application_id.0)
                     .bind(Ts(now))
                     .bind(format!("%,{},%", event.event_type.as_str()))
@@ -178,16 +256,20 @@ impl Tx {
                     .await?
                 }
                 Fanout::Only(endpoint) => {
-                    sqlx::query("SELECT id, ordered FROM webhook_endpoints WHERE application_id = $1 AND id = $2")
-                        .bind(event.application_id.0)
-                        .bind(endpoint.0)
-                        .fetch_all(&mut *conn)
-                        .await?
+                    sqlx::query(concat!(
+                        "SELECT ",
+                        endpoint_columns!(),
+                        " FROM webhook_endpoints WHERE application_id = $1 AND id = $2"
+                    ))
+                    .bind(event.application_id.0)
+                    .bind(endpoint.0)
+                    .fetch_all(&mut *conn)
+                    .await?
                 }
             };
             Ok(rows
                 .iter()
-                .map(|r| Ok((r.uuid("id")?, r.bool("ordered")?)))
+                .map(endpoint_from_row)
                 .collect::<Result<_, sqlx::Error>>()?)
         })
     }

@@ -15,6 +15,8 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::recorder::HandoffReceiver;
+
 use super::{
     retry::RetryPolicy,
     sender::{Outgoing, Sender, Sent},
@@ -66,6 +68,7 @@ pub type OnLongFailure = Arc<
 
 /// A node's dispatcher.
 pub struct Dispatcher {
+    handoff: std::sync::Mutex<Option<HandoffReceiver>>,
     store: Store,
     sender: Sender,
     prepare: Prepare,
@@ -89,6 +92,7 @@ impl Dispatcher {
         wake: Arc<Notify>,
     ) -> Self {
         Self {
+            handoff: Default::default(),
             store,
             sender,
             prepare,
@@ -96,6 +100,12 @@ impl Dispatcher {
             config,
             wake,
         }
+    }
+
+    /// Takes deliveries this node's recorder wrote already leased, besides those it claims.
+    pub fn with_handoff(self, handoff: HandoffReceiver) -> Self {
+        *self.handoff.lock().unwrap_or_else(|p| p.into_inner()) = Some(handoff);
+        self
     }
 
     /// Claims, sends and records one batch, in order: the deterministic step tests drive.
@@ -119,6 +129,17 @@ impl Dispatcher {
         let room = Arc::new(Semaphore::new(self.config.max_in_flight));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
         let recorder = tokio::spawn(self.clone().record_loop(done_rx));
+        let handoff = self
+            .handoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let handed = handoff.map(|h| {
+            tokio::spawn(
+                self.clone()
+                    .handoff_loop(h, room.clone(), done_tx.clone(), stop.clone()),
+            )
+        });
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
             let free = room
@@ -170,10 +191,59 @@ impl Dispatcher {
                 }
             }
         }
+        if let Some(h) = handed {
+            let _ = h.await;
+        }
         drop(done_tx);
         // Every spawned attempt holds a sender; the recorder ends once they all reported.
         let _ = recorder.await;
         tracing::info!(node = %self.config.node, "dispatcher stopped");
+    }
+
+    /// Sends what the recorder handed over, within the same room in flight. On stop it closes
+    /// the hand-off and sends what was already handed over: those deliveries are leased to
+    /// this node, so leaving them would delay them until the lease expires.
+    async fn handoff_loop(
+        self: Arc<Self>,
+        mut h: HandoffReceiver,
+        room: Arc<Semaphore>,
+        done: mpsc::UnboundedSender<Done>,
+        stop: CancellationToken,
+    ) {
+        h.open.store(true, std::sync::atomic::Ordering::Release);
+        loop {
+            let claim = tokio::select! {
+                c = h.claims.recv() => c,
+                _ = stop.cancelled() => None,
+            };
+            let Some(claim) = claim else { break };
+            self.spawn_attempt(claim, &room, &done, &h).await;
+        }
+        h.open.store(false, std::sync::atomic::Ordering::Release);
+        while let Ok(claim) = h.claims.try_recv() {
+            self.spawn_attempt(claim, &room, &done, &h).await;
+        }
+    }
+
+    async fn spawn_attempt(
+        self: &Arc<Self>,
+        claim: Claim,
+        room: &Arc<Semaphore>,
+        done: &mpsc::UnboundedSender<Done>,
+        h: &HandoffReceiver,
+    ) {
+        h.queued.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        let Ok(permit) = room.clone().acquire_owned().await else {
+            return;
+        };
+        let (this, done) = (self.clone(), done.clone());
+        tokio::spawn(async move {
+            let finished = attempt(&this.sender, &this.prepare, &this.config.node, claim).await;
+            let _ = done.send(Done {
+                finished,
+                _permit: permit,
+            });
+        });
     }
 
     async fn record_loop(self: Arc<Self>, mut done: mpsc::UnboundedReceiver<Done>) {
