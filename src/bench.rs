@@ -78,6 +78,7 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
                 ADMIN,
                 dir.path().to_path_buf(),
                 &[],
+                "warn",
             )
             .await?,
         );
@@ -326,7 +327,7 @@ pub struct ChildNode {
 
 impl ChildNode {
     /// Starts `exe serve` on a free port with the admin token `admin`, and waits until healthy.
-    /// It logs warnings and errors to `dir/<name>.log`.
+    /// It logs at `log_filter` (tracing's syntax, e.g. `warn`) to `dir/<name>.log`.
     pub async fn start(
         exe: &std::path::Path,
         db: &str,
@@ -334,30 +335,7 @@ impl ChildNode {
         admin: &str,
         dir: PathBuf,
         extra: &[&str],
-    ) -> anyhow::Result<Self> {
-        Self::spawn(exe, db, name, admin, dir, extra, "warn").await
-    }
-
-    /// [`ChildNode::start`] logging at `filter` (tracing's syntax).
-    pub async fn start_logging(
-        exe: &std::path::Path,
-        db: &str,
-        name: &str,
-        admin: &str,
-        dir: PathBuf,
-        filter: &str,
-    ) -> anyhow::Result<Self> {
-        Self::spawn(exe, db, name, admin, dir, &[], filter).await
-    }
-
-    async fn spawn(
-        exe: &std::path::Path,
-        db: &str,
-        name: &str,
-        admin: &str,
-        dir: PathBuf,
-        extra: &[&str],
-        filter: &str,
+        log_filter: &str,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = Command::new(exe)
@@ -371,7 +349,7 @@ impl ChildNode {
                 name,
             ])
             .args(extra)
-            .env("FRESHET_LOG", filter)
+            .env("FRESHET_LOG", log_filter)
             .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?)
             .current_dir(dir)
             .stdout(Stdio::null())

@@ -140,6 +140,7 @@ async fn sigkill_mid_burst_loses_nothing_on_sqlite() {
         ADMIN,
         dir.path().into(),
         FAST_LEASES,
+        "warn",
     )
     .await
     .unwrap();
@@ -177,6 +178,7 @@ async fn sigkill_mid_burst_loses_nothing_on_sqlite() {
         ADMIN,
         dir.path().into(),
         FAST_LEASES,
+        "warn",
     )
     .await
     .unwrap();
@@ -208,6 +210,7 @@ async fn three_nodes_on_postgres_survive_one_killed() {
             ADMIN,
             dir.path().into(),
             FAST_LEASES,
+            "warn",
         )
         .await
         .unwrap();

@@ -11,10 +11,17 @@ async fn secrets_stay_out_of_debug_logs() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("freshet.db").display());
     let exe = env!("CARGO_BIN_EXE_freshet");
-    let node =
-        ChildNode::start_logging(exe.as_ref(), &db, "logs", ADMIN, dir.path().into(), "debug")
-            .await
-            .unwrap();
+    let node = ChildNode::start(
+        exe.as_ref(),
+        &db,
+        "logs",
+        ADMIN,
+        dir.path().into(),
+        &[],
+        "debug",
+    )
+    .await
+    .unwrap();
     let http = reqwest::Client::new();
     let r = Receiver::start(vec![Answer::Status(500), Answer::Status(200)]).await;
     let key = create_app(&http, &node.base, ADMIN).await.unwrap();
