@@ -6,7 +6,7 @@
 //! and HTTP only, and each exposes a step a test can drive deterministically.
 
 pub mod delivery;
-mod formats;
+pub mod formats;
 mod handle;
 pub mod recorder;
 #[cfg(feature = "testing")]

@@ -1,5 +1,6 @@
 //! The delivery engine against real HTTP receivers on 127.0.0.1.
 
+mod disable;
 mod dispatcher;
 mod sender;
 
