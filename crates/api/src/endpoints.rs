@@ -431,13 +431,12 @@ async fn send_test(
     body: Option<JsonBody<TestIn>>,
 ) -> Result<(StatusCode, Json<TestOut>), ApiError> {
     let id = endpoint_id(&id)?;
-    state
-        .store
-        .get_endpoint(app, id)
+    let data = body.and_then(|JsonBody(b)| b.data);
+    let event = state
+        .engine
+        .send_test(app, id, data)
         .await?
         .ok_or(ApiError::NotFound("webhook endpoint"))?;
-    let data = body.and_then(|JsonBody(b)| b.data);
-    let event = state.engine.send_test(app, id, data).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(TestOut {

@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use freshet_model::webhooks::EndpointId;
+use freshet_model::webhooks::{EndpointId, EventId};
 use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoredEvent};
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,7 +34,8 @@ pub enum Target {
 struct Job {
     event: StoredEvent,
     target: Target,
-    done: oneshot::Sender<Result<(), String>>,
+    /// `Ok(false)`: not stored, its one endpoint does not exist.
+    done: oneshot::Sender<Result<bool, String>>,
 }
 
 /// The channel from the recorder to this node's dispatcher.
@@ -110,8 +111,9 @@ impl Recorder {
         Self { jobs }
     }
 
-    /// Records `event`, returning once it is committed.
-    pub async fn record(&self, event: StoredEvent, target: Target) -> Result<(), StoreError> {
+    /// Records `event`, returning once it is committed: `true`, or `false` when its target was
+    /// one endpoint that does not exist (then nothing is stored).
+    pub async fn record(&self, event: StoredEvent, target: Target) -> Result<bool, StoreError> {
         let (done, answer) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -137,12 +139,12 @@ async fn write_loop(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write(&store, &batch, handoff.as_ref().filter(|h| h.accepting())).await {
-            Ok(left_for_claim) => {
-                if left_for_claim {
+            Ok(written) => {
+                if written.left_for_claim {
                     after_commit();
                 }
                 for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
+                    let _ = job.done.send(Ok(!written.missing.contains(&job.event.id)));
                 }
             }
             Err(e) => {
@@ -151,8 +153,9 @@ async fn write_loop(
                 for job in batch.drain(..) {
                     let one = write(&store, std::slice::from_ref(&job), None)
                         .await
+                        .map(|w| w.missing.is_empty())
                         .map_err(|e| e.to_string());
-                    let _ = job.done.send(one.map(|_| ()));
+                    let _ = job.done.send(one);
                 }
                 after_commit();
             }
@@ -160,8 +163,19 @@ async fn write_loop(
     }
 }
 
-/// Writes a batch; returns whether some deliveries wait for an ordinary claim.
-async fn write(store: &Store, jobs: &[Job], handoff: Option<&Handoff>) -> Result<bool, StoreError> {
+/// What a batch write did, as the writer task needs it.
+struct BatchWritten {
+    /// Some deliveries wait for an ordinary claim.
+    left_for_claim: bool,
+    /// Events not stored: their one endpoint does not exist.
+    missing: Vec<EventId>,
+}
+
+async fn write(
+    store: &Store,
+    jobs: &[Job],
+    handoff: Option<&Handoff>,
+) -> Result<BatchWritten, StoreError> {
     let batch: Vec<(StoredEvent, Fanout<'_>)> = jobs
         .iter()
         .map(|job| {
@@ -172,32 +186,27 @@ async fn write(store: &Store, jobs: &[Job], handoff: Option<&Handoff>) -> Result
             (job.event.clone(), fanout)
         })
         .collect();
+    let token = handoff.map(|h| format!("{}/{}", h.node, uuid::Uuid::now_v7().simple()));
+    let lease = handoff.zip(token.as_deref()).map(|(h, token)| Lease {
+        token,
+        until: freshet_model::time::now()
+            + time::Duration::try_from(h.lease).unwrap_or(time::Duration::MINUTE),
+    });
     let mut tx = store.begin().await?;
-    let Some(h) = handoff else {
-        let n = tx.record_events(&batch).await?;
-        tx.commit().await?;
-        return Ok(n > 0);
-    };
-    let token = format!("{}/{}", h.node, uuid::Uuid::now_v7().simple());
-    let until = freshet_model::time::now()
-        + time::Duration::try_from(h.lease).unwrap_or(time::Duration::MINUTE);
-    let (n, claims) = tx
-        .record_events_leased(
-            &batch,
-            Lease {
-                token: &token,
-                until,
-            },
-        )
-        .await?;
+    let written = tx.record_batch(&batch, lease).await?;
     tx.commit().await?;
-    let leased = claims.len() as u64;
-    for claim in claims {
-        h.queued.fetch_add(1, Ordering::AcqRel);
-        if h.claims.send(claim).is_err() {
-            // The dispatcher is gone: the lease expires and another claim sends it.
-            h.queued.fetch_sub(1, Ordering::AcqRel);
+    let leased = written.claims.len() as u64;
+    if let Some(h) = handoff {
+        for claim in written.claims {
+            h.queued.fetch_add(1, Ordering::AcqRel);
+            if h.claims.send(claim).is_err() {
+                // The dispatcher is gone: the lease expires and another claim sends it.
+                h.queued.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     }
-    Ok(n > leased)
+    Ok(BatchWritten {
+        left_for_claim: written.deliveries > leased,
+        missing: written.missing,
+    })
 }

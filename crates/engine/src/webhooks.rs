@@ -392,22 +392,24 @@ impl Engine {
         Ok(event)
     }
 
-    /// Sends an `endpoint.test` event to one endpoint, whatever it subscribes to.
+    /// Sends an `endpoint.test` event to one endpoint of `app`, whatever it subscribes to;
+    /// `None` when `app` has no such endpoint.
     pub async fn send_test(
         &self,
         app: ApplicationId,
         endpoint: EndpointId,
         data: Option<Value>,
-    ) -> Result<StoredEvent, StoreError> {
+    ) -> Result<Option<StoredEvent>, StoreError> {
         let payload = EventData::EndpointTest(EndpointTest {
             endpoint_id: endpoint.to_string(),
             data,
         });
         let event = new_event(app, None, EventType::EndpointTest, &payload)?;
-        self.recorder
+        let stored = self
+            .recorder
             .record(event.clone(), Target::Only(endpoint))
             .await?;
-        Ok(event)
+        Ok(stored.then_some(event))
     }
 
     /// Re-sends an endpoint's events in `[since, until)`; returns (re-queued, created).

@@ -69,8 +69,20 @@ pub(crate) fn event_from_row(r: &impl RowExt) -> Result<StoredEvent, sqlx::Error
 pub enum Fanout<'a> {
     /// Every enabled, active, subscribed endpoint whose dialect is one of these.
     Subscribers { dialects: &'a [&'a str] },
-    /// This endpoint, whatever its subscriptions.
+    /// This endpoint, whatever its subscriptions. When the application has no such endpoint
+    /// the event is not stored at all (see [`Written::missing`]).
     Only(EndpointId),
+}
+
+/// What writing a batch of events did.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Deliveries created.
+    pub deliveries: u64,
+    /// Deliveries created already leased, as claims for the node that wrote them.
+    pub claims: Vec<Claim>,
+    /// Events not stored because the one endpoint they were for does not exist.
+    pub missing: Vec<EventId>,
 }
 
 impl Tx {
@@ -95,37 +107,33 @@ impl Tx {
     /// batch's size: one lookup per distinct target, one multi-row insert for the events and
     /// one for the deliveries. What group commit hands the store.
     pub async fn record_events(&mut self, batch: &[(StoredEvent, Fanout<'_>)]) -> Result<u64> {
-        let mut n = 0;
-        for chunk in batch.chunks(MAX_ROWS) {
-            n += self.write_events(chunk, None).await?.0;
-        }
-        Ok(n)
+        Ok(self.record_batch(batch, None).await?.deliveries)
     }
 
-    /// Like [`Tx::record_events`], but deliveries that may leave at once — to an enabled,
-    /// unordered endpoint — are created already leased under `lease` and returned as claims,
-    /// so the node that wrote them sends them without claiming them first. The rest wait for
-    /// an ordinary claim, which enforces ordering and enablement.
-    /// Returns how many deliveries were created, and the claims of those leased.
-    pub async fn record_events_leased(
+    /// Like [`Tx::record_events`], reporting what it did. With a `lease`, deliveries that may
+    /// leave at once — to an enabled, unordered endpoint — are created already leased and
+    /// returned as claims, so the node that wrote them sends them without claiming them first;
+    /// the rest wait for an ordinary claim, which enforces ordering and enablement.
+    pub async fn record_batch(
         &mut self,
         batch: &[(StoredEvent, Fanout<'_>)],
-        lease: Lease<'_>,
-    ) -> Result<(u64, Vec<Claim>)> {
-        let (mut n, mut claims) = (0, Vec::new());
+        lease: Option<Lease<'_>>,
+    ) -> Result<Written> {
+        let mut all = Written::default();
         for chunk in batch.chunks(MAX_ROWS) {
-            let (created, leased) = self.write_events(chunk, Some(lease)).await?;
-            n += created;
-            claims.extend(leased);
+            let w = self.write_events(chunk, lease).await?;
+            all.deliveries += w.deliveries;
+            all.claims.extend(w.claims);
+            all.missing.extend(w.missing);
         }
-        Ok((n, claims))
+        Ok(all)
     }
 
     async fn write_events(
         &mut self,
         batch: &[(StoredEvent, Fanout<'_>)],
         lease: Option<Lease<'_>>,
-    ) -> Result<(u64, Vec<Claim>)> {
+    ) -> Result<Written> {
         let now = freshet_model::time::now();
         // Resolve each distinct target once.
         let mut targets: HashMap<(ApplicationId, String), Vec<WebhookEndpoint>> = HashMap::new();
@@ -142,8 +150,13 @@ impl Tx {
             ordering_key: Option<String>,
             leased: bool,
         }
+        // An event for one endpoint that does not exist is not an event at all.
+        let (stored, missing): (Vec<_>, Vec<_>) = batch.iter().partition(|(event, fanout)| {
+            !matches!(fanout, Fanout::Only(_))
+                || !targets[&(event.application_id, fanout_key(event, fanout))].is_empty()
+        });
         let mut rows: Vec<Row<'_>> = Vec::new();
-        for (event, fanout) in batch {
+        for (event, fanout) in stored.iter().copied() {
             for endpoint in &targets[&(event.application_id, fanout_key(event, fanout))] {
                 let leased = lease.is_some() && endpoint.enabled && !endpoint.ordered;
                 rows.push(Row {
@@ -175,16 +188,19 @@ impl Tx {
             }
         }
         on_tx!(self, |conn| {
-            let mut q = sqlx::QueryBuilder::new(concat!("INSERT INTO events (", columns!(), ") "));
-            q.push_values(batch, |mut row, (e, _)| {
-                row.push_bind(e.id.0)
-                    .push_bind(e.application_id.0)
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(e.customer_id.map(|c| c.0))
-                    .push_bind(Ts(e.created_at))
-                    .push_bind(Json(&e.data));
-            });
-            q.build().execute(&mut *conn).await?;
+            if !stored.is_empty() {
+                let mut q =
+                    sqlx::QueryBuilder::new(concat!("INSERT INTO events (", columns!(), ") "));
+                q.push_values(&stored, |mut row, (e, _)| {
+                    row.push_bind(e.id.0)
+                        .push_bind(e.application_id.0)
+                        .push_bind(e.event_type.as_str())
+                        .push_bind(e.customer_id.map(|c| c.0))
+                        .push_bind(Ts(e.created_at))
+                        .push_bind(Json(&e.data));
+                });
+                q.build().execute(&mut *conn).await?;
+            }
             if !rows.is_empty() {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, attempts, \
@@ -227,7 +243,11 @@ impl Tx {
                 })
                 .collect(),
         };
-        Ok((rows.len() as u64, claims))
+        Ok(Written {
+            deliveries: rows.len() as u64,
+            claims,
+            missing: missing.iter().map(|(e, _)| e.id).collect(),
+        })
     }
 
     /// The endpoints an event goes to.

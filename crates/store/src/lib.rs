@@ -33,7 +33,7 @@ pub use applications::{ApiKeyRecord, Application, NewApiKey};
 pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
-pub use events::{EventFilter, Fanout, Lease, StoredEvent};
+pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
