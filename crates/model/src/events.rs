@@ -204,6 +204,19 @@ pub enum RefreshStage {
     AccountSummaryReceived,
 }
 
+/// What started a refresh task (Yodlee's `aggregationSource`: `USER` or `SYSTEM`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTrigger {
+    /// A client asked for it (`POST /v1/customers/{id}/refresh`, `PUT /v1/consents/{id}/refresh`).
+    #[default]
+    Manual,
+    /// freshet's scheduler started it.
+    Scheduled,
+}
+
 /// A consent's id and expiry, as Bud's `consent_details[]` lists them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConsentDetail {
@@ -243,6 +256,9 @@ pub struct RefreshProgress {
     pub customer: CustomerSnapshot,
     /// The whole task's id.
     pub task_id: String,
+    /// Absent in payloads written before it existed: those read as `manual`.
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     pub stage: RefreshStage,
     pub sub_task: SubTaskSnapshot,
 }
@@ -253,6 +269,9 @@ pub struct ProviderCompleted {
     pub customer: CustomerSnapshot,
     /// The whole task's id.
     pub task_id: String,
+    /// Absent in payloads written before it existed: those read as `manual`.
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     pub sub_task: SubTaskSnapshot,
 }
 
@@ -403,6 +422,32 @@ mod tests {
         );
     }
 
+    /// Payloads stored before `trigger` existed still read, as manual refreshes.
+    #[test]
+    fn a_refresh_payload_without_trigger_reads_as_manual() {
+        let sub_task = serde_json::json!({
+            "task_id": "s1",
+            "provider": {"id": "natwest", "name": "Natwest", "code": "", "numeric_id": 1},
+            "link": {"id": "l1", "number": 1, "created_at": "2017-12-22T05:47:35Z"},
+            "status": "Completed", "result": "success", "reconnect_required": false,
+            "has_new_transactions": false, "account_ids": [], "consent_ids": [],
+            "consent_details": null, "request_id": "r1", "last_updated": null,
+            "last_update_attempt": null
+        });
+        let json = serde_json::json!({
+            "customer": {"id": "c1", "external_id": null, "login_name": null,
+                "personal_tax_id": null, "business_tax_id": null, "external_info": null},
+            "task_id": "t1",
+            "sub_task": sub_task,
+        });
+        let EventData::ProviderCompleted(e) =
+            EventData::from_json(EventType::RefreshProviderCompleted, json).unwrap()
+        else {
+            panic!("wrong variant");
+        };
+        assert_eq!(e.trigger, RefreshTrigger::Manual);
+    }
+
     #[test]
     fn a_payload_of_the_wrong_type_is_refused() {
         let json = serde_json::json!({"endpoint_id": "e1", "data": null});
@@ -426,6 +471,10 @@ mod tests {
         assert_eq!(
             serde_json::to_value(AccountChangeKind::Removed).unwrap(),
             "removed"
+        );
+        assert_eq!(
+            serde_json::to_value(RefreshTrigger::Scheduled).unwrap(),
+            "scheduled"
         );
     }
 }
