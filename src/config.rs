@@ -84,6 +84,12 @@ pub struct ServeArgs {
     /// This node's name in leases and attempt logs [default: generated].
     #[arg(long, env = "FRESHET_NODE_NAME")]
     pub node_name: Option<String>,
+    /// Mount the sandbox bank at /sandbox [default: true in development, false in production].
+    #[arg(long, env = "FRESHET_SANDBOX")]
+    pub sandbox: Option<bool>,
+    /// The seed the sandbox bank's data derives from [default: 1].
+    #[arg(long, env = "FRESHET_SANDBOX_SEED")]
+    pub sandbox_seed: Option<u64>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -102,6 +108,8 @@ pub struct FileConfig {
     pub delivery_lease_seconds: Option<u64>,
     pub allow_targets: Option<Vec<String>>,
     pub node_name: Option<String>,
+    pub sandbox: Option<bool>,
+    pub sandbox_seed: Option<u64>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -123,6 +131,9 @@ pub struct Config {
     /// Ranges webhooks may target despite their kind.
     pub allow_targets: Vec<Cidr>,
     pub node_name: String,
+    /// The sandbox bank is mounted at `/sandbox`.
+    pub sandbox: bool,
+    pub sandbox_seed: u64,
 }
 
 impl Config {
@@ -141,6 +152,8 @@ impl Config {
             delivery_lease: Duration::from_secs(45),
             allow_targets: Vec::new(),
             node_name: default_node_name(),
+            sandbox: true,
+            sandbox_seed: 1,
         }
     }
 
@@ -206,6 +219,14 @@ impl Config {
                 .collect::<Result<_, _>>()
                 .map_err(|e| anyhow::anyhow!("allow_targets: {e}"))?,
             node_name: args.node_name.or(file.node_name).unwrap_or(d.node_name),
+            sandbox: args
+                .sandbox
+                .or(file.sandbox)
+                .unwrap_or(profile == Profile::Development),
+            sandbox_seed: args
+                .sandbox_seed
+                .or(file.sandbox_seed)
+                .unwrap_or(d.sandbox_seed),
         };
         config.validate()?;
         Ok(config)
@@ -272,7 +293,8 @@ impl Config {
         format!(
             "listen = {}\ndatabase_url = {}\nprofile = {:?}\nadmin_token = {}\nmax_body_bytes = {}\n\
              log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}\n\
-             delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}",
+             delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
+             sandbox = {}\nsandbox_seed = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -284,6 +306,8 @@ impl Config {
             self.delivery_timeout.as_secs(),
             self.allow_targets,
             self.node_name,
+            self.sandbox,
+            self.sandbox_seed,
         )
     }
 }

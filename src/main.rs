@@ -26,9 +26,27 @@ enum Command {
     Config(ServeArgs),
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Run the sandbox bank alone (it is also mounted at /sandbox by `freshet serve`).
+    Sandbox(SandboxArgs),
     /// Measure this machine: `freshet bench delivery`.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FRESHET_SANDBOX_LISTEN", default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// The seed its data derives from.
+    #[arg(long, env = "FRESHET_SANDBOX_SEED", default_value_t = 1)]
+    seed: u64,
+    /// Calls per consent, day and endpoint without the customer present.
+    #[arg(long, default_value_t = 4)]
+    unattended_per_day: u32,
+    /// Its public URL, when behind a proxy (links it returns use it).
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -45,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", Config::resolve(args)?.describe());
             Ok(())
         }
+        Command::Sandbox(args) => sandbox(args).await,
         Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
         Command::Openapi => {
             println!("{}", freshet_api::openapi().to_pretty_json()?);
@@ -62,6 +81,22 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     server.shutdown().await
+}
+
+async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    telemetry::init(freshet::config::LogFormat::Text);
+    let sandbox = freshet_sandbox::Sandbox::new(freshet_sandbox::SandboxConfig {
+        seed: args.seed,
+        unattended_per_day: args.unattended_per_day,
+        public_url: args.public_url,
+        ..Default::default()
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, seed = args.seed, "the sandbox bank is serving");
+    axum::serve(listener, freshet_sandbox::router(sandbox))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

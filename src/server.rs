@@ -1,4 +1,5 @@
-//! One freshet node: store, API and (later) engines, started and stopped together.
+//! One freshet node: store, API, delivery engine and (in development) the sandbox bank,
+//! started and stopped together.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -13,6 +14,7 @@ use freshet_engine::{
     recorder::Handoff,
     webhooks::Endpoints,
 };
+use freshet_sandbox::{Sandbox, SandboxConfig};
 use freshet_store::{Store, StoreOptions};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -72,12 +74,19 @@ impl Server {
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
         };
-        let app = freshet_api::router(
+        let mut app = freshet_api::router(
             state,
             &ApiOptions {
                 max_body_bytes: config.max_body_bytes,
             },
         );
+        if config.sandbox {
+            let sandbox = Sandbox::new(SandboxConfig {
+                seed: config.sandbox_seed,
+                ..Default::default()
+            });
+            app = app.nest("/sandbox", freshet_sandbox::router(sandbox));
+        }
 
         let stop = CancellationToken::new();
         let on_long_failure: OnLongFailure = {

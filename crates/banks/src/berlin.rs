@@ -18,7 +18,7 @@ use time::{
 
 use crate::{
     BankAccount, BankBalance, BankConsent, BankError, BankTxn, ConsentRequest, Session,
-    http::{Api, by_status, first_text},
+    http::{Api, by_status, extend_page, first_text},
 };
 
 const MAX_PAGES: usize = 500;
@@ -115,7 +115,10 @@ impl Berlin {
             "combinedServiceIndicator": false,
         });
         let req = self
-            .headers(self.api.post(&self.api.url("/v1/consents")), None)
+            .headers(
+                self.api.post(&self.api.url("/v1/consents")),
+                r.customer_ip.as_deref(),
+            )
             .json(&body);
         let out = self.api.json(req, map_error).await?;
         let id = out["consentId"].as_str().ok_or_else(|| {
@@ -222,27 +225,32 @@ impl Berlin {
             from.format(YMD).unwrap_or_default(),
             to.format(YMD).unwrap_or_default()
         )));
-        let mut out = Vec::new();
+        // (rows, where the previous page's rows start), booked then pending.
+        let mut lists = [(Vec::new(), 0), (Vec::new(), 0)];
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { break };
-            let page = self
+            let mut page = self
                 .api
                 .json(self.data(self.api.get(&url), s), map_error)
                 .await?;
-            let t = &page["transactions"];
-            for (list, status) in [
-                ("booked", TxnStatus::Booked),
-                ("pending", TxnStatus::Pending),
-            ] {
-                for row in t[list].as_array().into_iter().flatten() {
-                    out.push(self.txn(row, status)?);
-                }
+            let t = &mut page["transactions"];
+            for ((rows, previous), list) in lists.iter_mut().zip(["booked", "pending"]) {
+                let page_rows = t[list]
+                    .as_array_mut()
+                    .map(std::mem::take)
+                    .unwrap_or_default();
+                *previous = extend_page(rows, *previous, page_rows);
             }
             next = t["_links"]["next"]["href"]
                 .as_str()
                 .map(|n| self.api.url(n));
         }
-        Ok(out)
+        let [(booked, _), (pending, _)] = lists;
+        booked
+            .iter()
+            .map(|row| self.txn(row, TxnStatus::Booked))
+            .chain(pending.iter().map(|row| self.txn(row, TxnStatus::Pending)))
+            .collect()
     }
 
     fn txn(&self, t: &Value, status: TxnStatus) -> Result<BankTxn, BankError> {

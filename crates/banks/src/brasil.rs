@@ -15,7 +15,7 @@ use time::{
 
 use crate::{
     BankAccount, BankBalance, BankConsent, BankError, BankTxn, ConsentRequest, Session,
-    http::{Api, by_status, first_text},
+    http::{Api, by_status, extend_page, first_text},
 };
 
 const MAX_PAGES: usize = 500;
@@ -162,6 +162,7 @@ impl Brasil {
 
     async fn pages(&self, s: &Session<'_>, first: String) -> Result<Vec<Value>, BankError> {
         let mut rows = Vec::new();
+        let mut previous = 0;
         let mut next = Some(first);
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { break };
@@ -169,7 +170,11 @@ impl Brasil {
                 .api
                 .json(self.data(self.api.get(&url), s), map_error)
                 .await?;
-            rows.extend(out["data"].as_array().cloned().unwrap_or_default());
+            previous = extend_page(
+                &mut rows,
+                previous,
+                out["data"].as_array().cloned().unwrap_or_default(),
+            );
             next = out["links"]["next"]
                 .as_str()
                 .filter(|n| !n.is_empty())

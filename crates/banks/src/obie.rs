@@ -13,7 +13,7 @@ use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339};
 
 use crate::{
     BankAccount, BankBalance, BankConsent, BankError, BankTxn, ConsentRequest, Session,
-    http::{Api, by_status, first_text},
+    http::{Api, by_status, extend_page, first_text},
 };
 
 /// Pages followed at most, in case a bank's `Next` links loop.
@@ -159,6 +159,7 @@ impl Obie {
         list: &str,
     ) -> Result<Vec<Value>, BankError> {
         let mut rows = Vec::new();
+        let mut previous = 0;
         let mut next = Some(first);
         for _ in 0..MAX_PAGES {
             let Some(url) = next.take() else { break };
@@ -166,7 +167,11 @@ impl Obie {
                 .api
                 .json(self.data(self.api.get(&url), s), map_error)
                 .await?;
-            rows.extend(body["Data"][list].as_array().cloned().unwrap_or_default());
+            previous = extend_page(
+                &mut rows,
+                previous,
+                body["Data"][list].as_array().cloned().unwrap_or_default(),
+            );
             next = body["Links"]["Next"]
                 .as_str()
                 .filter(|n| !n.is_empty())

@@ -62,6 +62,8 @@ pub struct ConsentRequest {
     pub history_from: Date,
     /// The customer's CPF, which Open Finance Brasil consents name.
     pub customer_tax_id: Option<String>,
+    /// The customer's IP address: they are present when a consent is created.
+    pub customer_ip: Option<String>,
 }
 
 /// A consent as the bank created it.

@@ -1,4 +1,55 @@
-//! The sandbox bank: OBIE 3.1, Berlin Group 1.3 and Open Finance Brasil over generated data.
+//! The sandbox bank: five banks speaking UK Open Banking 3.1, Berlin Group NextGenPSD2 1.3
+//! and Open Finance Brasil over deterministic generated data, with the misbehaviour real banks
+//! show (see `docs/sandbox.md`), and a control API to inject faults and new transactions.
 //!
-//! Not built yet (issue 3); the crate exists so the workspace and its lock file are stable
-//! while it is.
+//! [`router`] serves it all under whatever prefix it is nested at: `freshet serve` mounts it
+//! at `/sandbox`, `freshet sandbox` at the root. Links it returns are absolute, built from the
+//! request's `Host` and that prefix (or [`SandboxConfig::public_url`]).
+
+// Handlers' errors are the HTTP responses they answer with, built once and returned at once:
+// boxing them would buy nothing.
+#![allow(clippy::result_large_err)]
+
+/// The value of an `Ok`, or returns the `Err` response from the handler.
+macro_rules! tri {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
+}
+
+mod auth;
+mod bank;
+mod berlin;
+mod brasil;
+pub mod catalogue;
+mod control;
+pub mod data;
+mod obie;
+mod web;
+
+use axum::{Router, routing::get};
+pub use bank::{ConsentState, FaultKind, Sandbox, SandboxConfig};
+pub use catalogue::{BANKS, Bank, Paths, Standard, bank};
+use time::OffsetDateTime;
+
+/// Every route of the sandbox, relative to where it is mounted.
+pub fn router(sandbox: Sandbox) -> Router {
+    Router::new()
+        .route("/providers", get(control::providers))
+        .merge(control::routes())
+        .merge(auth::routes())
+        .merge(obie::routes())
+        .merge(berlin::routes())
+        .merge(brasil::routes())
+        .fallback(web::not_found)
+        .with_state(sandbox)
+}
+
+/// Now, in whole seconds: every standard's timestamps are second-precise.
+pub(crate) fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}

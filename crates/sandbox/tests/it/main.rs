@@ -1,0 +1,7 @@
+//! The sandbox bank over real HTTP: conformance to the standards' specifications, the
+//! authorisation flow, the realism clients must cope with, and the control API.
+
+mod harness;
+mod openapi;
+mod realism;
+mod schemas;
