@@ -90,6 +90,23 @@ pub struct ServeArgs {
     /// The seed the sandbox bank's data derives from [default: 1].
     #[arg(long, env = "FRESHET_SANDBOX_SEED")]
     pub sandbox_seed: Option<u64>,
+    /// The URL customers' browsers and banks reach this node at, for the OAuth callback
+    /// [default: http://LISTEN].
+    #[arg(long, env = "FRESHET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Scheduled refreshes per consent and day [default: 4].
+    #[arg(long, env = "FRESHET_REFRESHES_PER_DAY")]
+    pub refreshes_per_day: Option<u32>,
+    /// Seconds between the refresh scheduler's passes [default: 10].
+    #[arg(long, env = "FRESHET_REFRESH_TICK_SECONDS")]
+    pub refresh_tick_seconds: Option<u64>,
+    /// Seconds a bank has to answer one call [default: 30].
+    #[arg(long, env = "FRESHET_BANK_TIMEOUT_SECONDS")]
+    pub bank_timeout_seconds: Option<u64>,
+    /// Connect to the sandbox bank at this URL (one `freshet sandbox` serves) rather than the
+    /// mounted one.
+    #[arg(long, env = "FRESHET_SANDBOX_URL")]
+    pub sandbox_url: Option<String>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -110,6 +127,11 @@ pub struct FileConfig {
     pub node_name: Option<String>,
     pub sandbox: Option<bool>,
     pub sandbox_seed: Option<u64>,
+    pub public_url: Option<String>,
+    pub refreshes_per_day: Option<u32>,
+    pub refresh_tick_seconds: Option<u64>,
+    pub bank_timeout_seconds: Option<u64>,
+    pub sandbox_url: Option<String>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -134,6 +156,13 @@ pub struct Config {
     /// The sandbox bank is mounted at `/sandbox`.
     pub sandbox: bool,
     pub sandbox_seed: u64,
+    /// Where this node is reachable; `None`: `http://` and the listening address.
+    pub public_url: Option<String>,
+    pub refreshes_per_day: u32,
+    pub refresh_tick: Duration,
+    pub bank_timeout: Duration,
+    /// A sandbox bank elsewhere, whose banks this node connects to.
+    pub sandbox_url: Option<String>,
 }
 
 impl Config {
@@ -154,6 +183,11 @@ impl Config {
             node_name: default_node_name(),
             sandbox: true,
             sandbox_seed: 1,
+            public_url: None,
+            refreshes_per_day: 4,
+            refresh_tick: Duration::from_secs(10),
+            bank_timeout: Duration::from_secs(30),
+            sandbox_url: None,
         }
     }
 
@@ -227,6 +261,28 @@ impl Config {
                 .sandbox_seed
                 .or(file.sandbox_seed)
                 .unwrap_or(d.sandbox_seed),
+            public_url: args
+                .public_url
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
+            refreshes_per_day: args
+                .refreshes_per_day
+                .or(file.refreshes_per_day)
+                .unwrap_or(d.refreshes_per_day),
+            refresh_tick: args
+                .refresh_tick_seconds
+                .or(file.refresh_tick_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.refresh_tick),
+            bank_timeout: args
+                .bank_timeout_seconds
+                .or(file.bank_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.bank_timeout),
+            sandbox_url: args
+                .sandbox_url
+                .or(file.sandbox_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
         };
         config.validate()?;
         Ok(config)
@@ -251,6 +307,25 @@ impl Config {
         }
         if self.node_name.is_empty() || self.node_name.len() > 64 {
             bail!("node_name: must be 1 to 64 characters");
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("public_url: must start with http:// or https://");
+        }
+        if let Some(url) = &self.sandbox_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            bail!("sandbox_url: must start with http:// or https://");
+        }
+        if !(1..=96).contains(&self.refreshes_per_day) {
+            bail!("refreshes_per_day: must be between 1 and 96");
+        }
+        if !(1..=300).contains(&self.bank_timeout.as_secs()) {
+            bail!("bank_timeout_seconds: must be between 1 and 300");
+        }
+        if self.refresh_tick.is_zero() {
+            bail!("refresh_tick_seconds: must be at least 1");
         }
         if self.db_max_connections == 0 {
             bail!("db_max_connections: must be at least 1");
@@ -294,7 +369,8 @@ impl Config {
             "listen = {}\ndatabase_url = {}\nprofile = {:?}\nadmin_token = {}\nmax_body_bytes = {}\n\
              log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}\n\
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
-             sandbox = {}\nsandbox_seed = {}",
+             sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
+             refresh_tick_seconds = {}\nbank_timeout_seconds = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -308,6 +384,10 @@ impl Config {
             self.node_name,
             self.sandbox,
             self.sandbox_seed,
+            self.public_url.as_deref().unwrap_or("<listen address>"),
+            self.refreshes_per_day,
+            self.refresh_tick.as_secs(),
+            self.bank_timeout.as_secs(),
         )
     }
 }

@@ -12,6 +12,7 @@ use freshet_engine::{
         sender::Sender,
     },
     recorder::Handoff,
+    refresh::{RefreshConfig, Refresher},
     webhooks::Endpoints,
 };
 use freshet_sandbox::{Sandbox, SandboxConfig};
@@ -30,6 +31,7 @@ pub struct Server {
     stop: CancellationToken,
     serving: Option<JoinHandle<std::io::Result<()>>>,
     dispatching: Option<JoinHandle<()>>,
+    refreshing: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -67,10 +69,33 @@ impl Server {
             Handoff::new(config.node_name.clone(), config.delivery_lease, 1024);
         let engine = Engine::new(store.clone(), Some(handoff));
         let policy = Arc::new(config.target_policy());
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let sandbox_root = match &config.sandbox_url {
+            Some(url) => Some(url.clone()),
+            None => config.sandbox.then(|| format!("{public_url}/sandbox")),
+        };
+        let providers = sandbox_root
+            .map(|root| sandbox_providers(&root, config.bank_timeout))
+            .unwrap_or_default();
+        let refresher = Refresher::new(
+            engine.clone(),
+            providers,
+            RefreshConfig {
+                refreshes_per_day: config.refreshes_per_day,
+                tick: config.refresh_tick,
+                callback_url: format!("{public_url}/v1/consents/callback"),
+                node: config.node_name.clone(),
+                ..Default::default()
+            },
+        );
         let state = AppState {
             store: store.clone(),
             engine: engine.clone(),
             endpoints: Endpoints::new(store.clone(), policy.clone()),
+            refresher: refresher.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
         };
@@ -112,6 +137,7 @@ impl Server {
             .with_handoff(handoff_rx),
         );
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
+        let refreshing = refresher.spawn(stop.clone());
         let serving = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.clone().cancelled_owned())
@@ -124,6 +150,7 @@ impl Server {
             stop,
             serving: Some(serving),
             dispatching: Some(dispatching),
+            refreshing: Some(refreshing),
             grace: config.shutdown_grace,
         })
     }
@@ -139,6 +166,7 @@ impl Server {
         self.stop.cancel();
         let serving = self.serving.take();
         let dispatching = self.dispatching.take();
+        let refreshing = self.refreshing.take();
         let drained = tokio::time::timeout(self.grace, async {
             let served = match serving {
                 Some(s) => s
@@ -149,6 +177,9 @@ impl Server {
             };
             if let Some(d) = dispatching {
                 d.await.context("the dispatcher failed")?;
+            }
+            if let Some(r) = refreshing {
+                r.await.context("the refresh engine failed")?;
             }
             served
         })
@@ -170,4 +201,34 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// The sandbox bank's five banks, reached at `root` (this node's `/sandbox`).
+pub fn sandbox_providers(root: &str, timeout: Duration) -> Vec<freshet_banks::Provider> {
+    freshet_sandbox::BANKS
+        .iter()
+        .map(|b| {
+            let paths = b.paths(root);
+            freshet_banks::Provider {
+                id: b.id.into(),
+                name: b.name.into(),
+                code: b.code.into(),
+                numeric_id: b.numeric_id,
+                standard: match b.standard {
+                    freshet_sandbox::Standard::Obie => freshet_banks::Standard::Obie,
+                    freshet_sandbox::Standard::BerlinGroup => freshet_banks::Standard::BerlinGroup,
+                    freshet_sandbox::Standard::OpenFinanceBrasil => {
+                        freshet_banks::Standard::OpenFinanceBrasil
+                    }
+                },
+                country: b.country.into(),
+                api_base: paths.api_base,
+                authorize_url: paths.authorize,
+                token_url: paths.token,
+                concurrency: 16,
+                unattended_per_day: 4,
+                timeout,
+            }
+        })
+        .collect()
 }

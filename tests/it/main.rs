@@ -7,6 +7,7 @@ mod crash;
 mod customers;
 mod lifecycle;
 mod logs;
+mod refresh;
 mod sandbox;
 mod support;
 mod tenancy;

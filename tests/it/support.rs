@@ -27,6 +27,17 @@ where
     }
 }
 
+/// Like [`run`], with the node's configuration adjusted by `tweak`.
+pub async fn run_with<F, Fut>(backend: Backend, tweak: impl FnOnce(&mut Config), case: F)
+where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    if let Some(app) = TestApp::spawn(backend, tweak).await {
+        case(app).await;
+    }
+}
+
 impl TestApp {
     /// Starts a node with the test defaults, adjusted by `tweak`.
     pub async fn spawn(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<Self> {

@@ -236,3 +236,6 @@ mod tests {
         assert!(!is_json(None));
     }
 }
+
+// Calendar dates in requests, `YYYY-MM-DD` (time's own serde form is a tuple).
+time::serde::format_description!(pub ymd, Date, "[year]-[month]-[day]");

@@ -6,6 +6,7 @@
 //! cannot drift from them. Every error, including those axum and tower produce on their own
 //! (unknown route, wrong method, oversized body, panic), leaves as RFC 9457 problem details.
 
+mod accounts;
 mod applications;
 pub mod auth;
 mod customers;
@@ -13,7 +14,9 @@ mod endpoints;
 mod events;
 pub mod extract;
 mod health;
+mod links;
 pub mod problem;
+mod refresh;
 mod state;
 
 use std::sync::Arc;
@@ -96,6 +99,9 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(customers::router())
         .merge(events::router())
         .merge(endpoints::router())
+        .merge(links::router())
+        .merge(refresh::router())
+        .merge(accounts::router())
         .split_for_parts()
 }
 

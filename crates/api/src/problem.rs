@@ -62,6 +62,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("{0}")]
     Unavailable(String),
+    /// The bank answered with an error, or not at all.
+    #[error("{0}")]
+    BadGateway(String),
     /// A failure on freshet's side; the cause is logged, never returned.
     #[error("internal error: {0}")]
     Internal(String),
@@ -112,6 +115,11 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "Service unavailable",
+            ),
+            Self::BadGateway(_) => (
+                StatusCode::BAD_GATEWAY,
+                "bank-error",
+                "The bank failed the request",
             ),
             Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -193,6 +201,20 @@ impl From<StoreError> for ApiError {
                 detail: format!("another record already has this `{field}`"),
             },
             other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<freshet_engine::refresh::RefreshError> for ApiError {
+    fn from(e: freshet_engine::refresh::RefreshError) -> Self {
+        use freshet_engine::refresh::RefreshError as E;
+        match e {
+            E::NotFound(what) => Self::NotFound(what),
+            E::Invalid { field, message } => {
+                Self::Validation(vec![FieldError::new(field, message)])
+            }
+            E::Bank(b) => Self::BadGateway(format!("{}: {}", b.result.as_str(), b.detail)),
+            E::Store(s) => s.into(),
         }
     }
 }

@@ -2,13 +2,15 @@
 //!
 //! The delivery engine turns the outbox into HTTP requests: dispatchers claim due deliveries
 //! under a lease, render them in the endpoint's dialect, sign, POST, record the attempt and
-//! reschedule. (The refresh engine joins it here.) Engines talk to the world through the store
+//! reschedule. The refresh engine carries out refresh
+//! tasks against the banks and schedules them. Engines talk to the world through the store
 //! and HTTP only, and each exposes a step a test can drive deterministically.
 
 pub mod delivery;
 pub mod formats;
 mod handle;
 pub mod recorder;
+pub mod refresh;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;

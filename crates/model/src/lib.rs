@@ -13,6 +13,7 @@ pub mod events;
 pub mod ids;
 pub mod page;
 pub mod reconcile;
+pub mod refresh;
 pub mod result_code;
 pub mod time;
 pub mod validation;

@@ -10,6 +10,7 @@
 //! at a time anyway, and funnelling writes through one connection turns lock contention
 //! (`SQLITE_BUSY`) into an orderly queue.
 
+mod accounts;
 mod applications;
 pub mod codec;
 mod customers;
@@ -17,7 +18,9 @@ mod deliveries;
 mod endpoints;
 mod error;
 mod events;
+mod links;
 mod migrate;
+mod refresh;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -29,11 +32,13 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
+pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
 pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
+pub use refresh::TaskView;
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

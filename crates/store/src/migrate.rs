@@ -25,8 +25,8 @@ macro_rules! migrations {
     };
 }
 
-const SQLITE: &[Migration] = migrations!("sqlite": 1 "init", 2 "webhooks");
-const POSTGRES: &[Migration] = migrations!("postgres": 1 "init", 2 "webhooks");
+const SQLITE: &[Migration] = migrations!("sqlite": 1 "init", 2 "webhooks", 3 "refresh");
+const POSTGRES: &[Migration] = migrations!("postgres": 1 "init", 2 "webhooks", 3 "refresh");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS freshet_migrations (
     version BIGINT PRIMARY KEY NOT NULL,

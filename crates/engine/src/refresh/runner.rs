@@ -1,0 +1,532 @@
+//! The runner: claims sub-tasks, one bank's at a time up to that bank's concurrency, and
+//! carries each out — tokens, accounts, balances, every account's transactions reconciled
+//! against what freshet holds — then ends it and, with the last sub-task, its task.
+//!
+//! What a sub-task finds is written as it goes, each step idempotent, with the running
+//! counts the final events need kept on the sub-task row in the same transaction. So an
+//! attempt cut short by a crash is simply run again by whoever next claims it, and its events
+//! still come out once: the final transaction is conditional on the claim.
+
+use std::{collections::HashMap, sync::Arc};
+
+use freshet_banks::{BankAccount, BankError, Connector, Provider, Session};
+use freshet_model::{
+    ConsentStatus, EventType, ResultCode,
+    events::{
+        AccountChange, AccountChangeKind, AccountNewTransactions, AccountsUpdated, EventData,
+        ProviderCompleted, RefreshCompleted, RefreshProgress, RefreshStage, TaskStatus,
+        TransactionsNew,
+    },
+    reconcile::{self, TxnStatus},
+    refresh::{Balance, BankTokens, Consent, SubTask},
+};
+use freshet_store::{FoundAccount, StoreError};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{POLL, Refresher, snapshots};
+
+/// Why an attempt ended early.
+enum Stop {
+    /// The bank said no: the sub-task fails with this.
+    Bank(BankError),
+    /// freshet could not go on (store down, claim lost): leave the claim to expire and retry.
+    Internal(String),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+pub async fn run(r: Refresher, stop: CancellationToken) {
+    let limits: HashMap<String, Arc<Semaphore>> = r
+        .providers()
+        .map(|p| (p.id.clone(), Arc::new(Semaphore::new(p.concurrency.max(1)))))
+        .collect();
+    if r.store().kind() == freshet_store::StoreKind::Sqlite {
+        // One node on SQLite: whatever it had claimed before a restart is its own to redo.
+        if let Err(e) = r.store().release_subtask_leases().await {
+            tracing::warn!(error = %e, "could not release sub-task leases");
+        }
+    }
+    loop {
+        for p in r.providers() {
+            let limit = &limits[&p.id];
+            let free = limit.available_permits() as u32;
+            if free == 0 {
+                continue;
+            }
+            match r
+                .store()
+                .claim_subtasks(&p.id, &r.inner.config.node, r.inner.config.lease, free)
+                .await
+            {
+                Ok((token, subs)) => {
+                    for sub in subs {
+                        let Ok(permit) = limit.clone().try_acquire_owned() else {
+                            break;
+                        };
+                        let (r, token) = (r.clone(), token.clone());
+                        tokio::spawn(async move {
+                            run_one(&r, sub, &token).await;
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!(provider = %p.id, error = %e, "claiming sub-tasks failed"),
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = r.inner.wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
+    let outcome = if sub.attempts > r.inner.config.max_attempts {
+        Err(Stop::Bank(BankError::new(
+            ResultCode::InternalError,
+            "the sub-task was interrupted too many times",
+        )))
+    } else {
+        match r.store().consent(sub.consent_id).await {
+            Ok(Some(consent)) => {
+                if let Err(e) = r.store().start_task_of(sub.task_id).await {
+                    tracing::warn!(error = %e, "marking the task running failed");
+                }
+                fetch(r, &sub, token, &consent).await
+            }
+            Ok(None) => Err(Stop::Bank(BankError::new(
+                ResultCode::ConsentNotFound,
+                "the consent is gone",
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    };
+    let result = match outcome {
+        Ok(()) => Ok(None),
+        Err(Stop::Bank(e)) => Ok(Some(e)),
+        Err(Stop::Internal(why)) => Err(why),
+    };
+    match result {
+        Ok(failure) => {
+            if let Err(e) = finish(r, &sub, token, failure).await {
+                tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
+            }
+        }
+        Err(why) => {
+            tracing::warn!(sub_task = %sub.id, %why, "the sub-task stopped; it will be retried when its claim expires")
+        }
+    }
+}
+
+fn bank_err(e: BankError) -> Stop {
+    Stop::Bank(e)
+}
+
+/// A token good for the next minute, renewed when it is not.
+async fn tokens(
+    r: &Refresher,
+    connector: &Connector,
+    consent: &Consent,
+) -> Result<BankTokens, Stop> {
+    let held = r.store().consent_tokens(consent.id).await?.ok_or_else(|| {
+        Stop::Bank(BankError::new(
+            ResultCode::AuthExpired,
+            "the consent has no tokens",
+        ))
+    })?;
+    let soon = freshet_model::time::now() + time::Duration::MINUTE;
+    if held.expires_at.is_none_or(|e| e > soon) {
+        return Ok(held);
+    }
+    let Some(refresh) = &held.refresh_token else {
+        return Err(Stop::Bank(BankError::new(
+            ResultCode::AuthExpired,
+            "the access token expired and there is no refresh token",
+        )));
+    };
+    let t = connector.refresh_tokens(refresh).await.map_err(bank_err)?;
+    let renewed = BankTokens {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token.or(held.refresh_token),
+        expires_at: t.expires_at,
+    };
+    let mut tx = r.store().begin().await?;
+    tx.save_tokens(consent.id, &renewed).await?;
+    tx.commit().await?;
+    Ok(renewed)
+}
+
+async fn fetch(r: &Refresher, sub: &SubTask, token: &str, consent: &Consent) -> Result<(), Stop> {
+    if consent.status != ConsentStatus::Authorised {
+        let code = match consent.status {
+            ConsentStatus::Expired => ResultCode::ConnectionExpired,
+            _ => ResultCode::ConnectionRevoked,
+        };
+        return Err(Stop::Bank(BankError::new(
+            code,
+            format!("the consent is {}", consent.status.as_str()),
+        )));
+    }
+    let Some((provider, connector)) = r.bank(&sub.provider_id) else {
+        return Err(Stop::Bank(BankError::new(
+            ResultCode::ProviderNotFound,
+            "this freshet no longer knows the provider",
+        )));
+    };
+    let tokens = tokens(r, connector, consent).await?;
+    let session = Session {
+        bank_consent_id: &consent.bank_consent_id,
+        access_token: &tokens.access_token,
+        customer_ip: sub.customer_ip.as_deref(),
+    };
+    let found = connector.accounts(&session).await.map_err(bank_err)?;
+    progress(r, sub, token, consent, provider, RefreshStage::LoginSuccess).await?;
+
+    let mut with_balances = Vec::with_capacity(found.len());
+    for a in &found {
+        let balances = connector
+            .balances(&session, &a.id)
+            .await
+            .map_err(bank_err)?;
+        with_balances.push(found_account(a, balances));
+    }
+    let held = r.store().consent_accounts(consent.id).await?;
+    let mut tx = r.store().begin().await?;
+    let mut ids = Vec::new();
+    let mut changes = Vec::new();
+    for a in &with_balances {
+        let (id, new) = tx
+            .upsert_account(
+                consent.application_id,
+                consent.customer_id,
+                consent.id,
+                &provider.id,
+                a,
+            )
+            .await?;
+        let was_removed = held.iter().any(|h| h.id == id && h.removed);
+        let change = if new || was_removed {
+            AccountChangeKind::Added
+        } else {
+            AccountChangeKind::Updated
+        };
+        changes.push(AccountChange {
+            account_id: id.to_string(),
+            change,
+        });
+        ids.push(id);
+    }
+    for gone in tx.remove_accounts_except(consent.id, &ids).await? {
+        changes.push(AccountChange {
+            account_id: gone.to_string(),
+            change: AccountChangeKind::Removed,
+        });
+    }
+    tx.set_subtask_accounts(sub.id, &ids, &changes).await?;
+    tx.commit().await?;
+    progress(
+        r,
+        sub,
+        token,
+        consent,
+        provider,
+        RefreshStage::AccountSummaryReceived,
+    )
+    .await?;
+
+    let today = freshet_model::time::now().date();
+    let history_start = today - time::Duration::days(r.inner.config.history_days);
+    let held = r.store().consent_accounts(consent.id).await?;
+    for (bank_account, id) in found.iter().zip(&ids) {
+        let last_booked = held
+            .iter()
+            .find(|h| h.id == *id)
+            .and_then(|h| h.last_booked_date);
+        let from = sub.window_from.unwrap_or_else(|| {
+            reconcile::refetch_from(
+                last_booked,
+                time::Duration::days(r.inner.config.margin_days),
+                history_start,
+            )
+        });
+        let to = sub.window_to.unwrap_or(today);
+        let fetched = connector
+            .transactions(&session, &bank_account.id, from, to)
+            .await
+            .map_err(bank_err)?;
+        let known = r.store().known_transactions(*id, from).await?;
+        let changes = reconcile::reconcile(&known, &fetched);
+        let newest_booked = fetched
+            .iter()
+            .filter(|t| t.status == TxnStatus::Booked)
+            .map(|t| t.booking_date)
+            .max();
+        let mut tx = r.store().begin().await?;
+        let added = tx
+            .apply_changes(*id, &changes, newest_booked.max(last_booked))
+            .await?;
+        tx.count_new_transactions(sub.id, *id, added).await?;
+        tx.commit().await?;
+        if !r
+            .store()
+            .extend_subtask_lease(sub.id, token, r.inner.config.lease)
+            .await?
+        {
+            return Err(Stop::Internal("the claim was lost".into()));
+        }
+    }
+    Ok(())
+}
+
+fn found_account(a: &BankAccount, balances: Vec<freshet_banks::BankBalance>) -> FoundAccount {
+    FoundAccount {
+        bank_account_id: a.id.clone(),
+        currency: a.currency.clone(),
+        name: a.name.clone(),
+        kind: a.kind.clone(),
+        identification: a.identification.clone(),
+        balances: balances
+            .into_iter()
+            .map(|b| Balance {
+                kind: b.kind,
+                amount: b.amount,
+                currency: b.currency,
+                at: b.at,
+            })
+            .collect(),
+    }
+}
+
+/// Reports an interim stage, once per sub-task.
+async fn progress(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    consent: &Consent,
+    provider: &Provider,
+    stage: RefreshStage,
+) -> Result<(), Stop> {
+    let customer = r
+        .store()
+        .get_customer(sub.application_id, sub.customer_id)
+        .await?;
+    let link = r.store().link(consent.link_id).await?;
+    let (Some(customer), Some(link)) = (customer, link) else {
+        return Err(Stop::Bank(BankError::new(
+            ResultCode::ConsentNotFound,
+            "the customer or link is gone",
+        )));
+    };
+    let mut tx = r.store().begin().await?;
+    if !tx.reach_stage(sub.id, token, stage).await? {
+        return Ok(());
+    }
+    let mut running = sub.clone();
+    running.status = TaskStatus::Running;
+    let data = EventData::RefreshProgress(RefreshProgress {
+        customer: snapshots::customer(&customer),
+        task_id: sub.task_id.to_string(),
+        trigger: sub.trigger,
+        stage,
+        sub_task: snapshots::sub_task(
+            &running,
+            snapshots::provider(provider),
+            snapshots::link(&link),
+            consent,
+        ),
+    });
+    r.record(
+        &mut tx,
+        sub.application_id,
+        sub.customer_id,
+        EventType::RefreshProgress,
+        data,
+    )
+    .await?;
+    tx.commit().await?;
+    r.delivered();
+    Ok(())
+}
+
+/// Ends the sub-task with its events, and its task with `refresh.completed` when it was the
+/// last: one transaction, conditional on still holding the claim.
+async fn finish(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    failure: Option<BankError>,
+) -> Result<(), StoreError> {
+    let store = r.store();
+    let Some(consent) = store.consent(sub.consent_id).await? else {
+        return Ok(());
+    };
+    let customer = store
+        .get_customer(sub.application_id, sub.customer_id)
+        .await?;
+    let link = store.link(consent.link_id).await?;
+    let (Some(customer), Some(link)) = (customer, link) else {
+        return Ok(());
+    };
+    let provider = r.bank(&sub.provider_id).map_or_else(
+        || snapshots::unknown_provider(&sub.provider_id),
+        |(p, _)| snapshots::provider(p),
+    );
+    let (status, result, reconnect) = match &failure {
+        None => (TaskStatus::Completed, ResultCode::Success, false),
+        Some(e) => (TaskStatus::Failed, e.result, e.reconnect_required()),
+    };
+    let now = freshet_model::time::now();
+    let mut tx = store.begin().await?;
+    let Some(ended) = tx
+        .finish_subtask(sub.id, token, status, result, reconnect)
+        .await?
+    else {
+        return Ok(());
+    };
+    let mut consent_now = consent.clone();
+    if reconnect {
+        tx.set_reconnect_required(consent.id, true).await?;
+        consent_now.reconnect_required = true;
+    }
+    if failure.is_none() {
+        consent_now.last_refreshed_at = Some(now);
+        let next = if sub.customer_ip.is_some() {
+            now
+        } else {
+            r.next_refresh(now)
+        };
+        tx.refreshed_consent(consent.id, next).await?;
+    }
+    let customer_snap = snapshots::customer(&customer);
+    let link_snap = snapshots::link(&link);
+    let snapshot = snapshots::sub_task(&ended, provider.clone(), link_snap.clone(), &consent_now);
+    let app = sub.application_id;
+    let record = |t, d| (t, d);
+    let mut events = vec![
+        record(
+            EventType::AccountsUpdated,
+            EventData::AccountsUpdated(AccountsUpdated {
+                customer: customer_snap.clone(),
+                provider: provider.clone(),
+                consent_id: consent.id.to_string(),
+                task_id: sub.id.to_string(),
+                task_status: status,
+                accounts: ended.account_changes.clone().unwrap_or_default(),
+            }),
+        ),
+        record(
+            EventType::RefreshProviderCompleted,
+            EventData::ProviderCompleted(ProviderCompleted {
+                customer: customer_snap.clone(),
+                task_id: sub.task_id.to_string(),
+                trigger: sub.trigger,
+                sub_task: snapshot,
+            }),
+        ),
+    ];
+    let new_counts: Vec<AccountNewTransactions> = ended
+        .new_transactions
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(account, n)| {
+            Some(AccountNewTransactions {
+                account_id: account.clone(),
+                count: n.as_u64()? as u32,
+            })
+        })
+        .filter(|a| a.count > 0)
+        .collect();
+    if !new_counts.is_empty() {
+        events.push(record(
+            EventType::TransactionsNew,
+            EventData::TransactionsNew(TransactionsNew {
+                customer: customer_snap.clone(),
+                provider: provider.clone(),
+                consent_id: consent.id.to_string(),
+                task_id: Some(sub.id.to_string()),
+                accounts: new_counts,
+            }),
+        ));
+    }
+    if result == ResultCode::ConnectionRevoked && consent.status == ConsentStatus::Authorised {
+        // The bank says the customer withdrew the consent there.
+        if tx
+            .move_consent(
+                consent.id,
+                &[ConsentStatus::Authorised],
+                ConsentStatus::DeletedByUser,
+            )
+            .await?
+        {
+            let gone = Consent {
+                status: ConsentStatus::DeletedByUser,
+                ..consent_now.clone()
+            };
+            events.push(record(
+                EventType::ConsentDeletedByUser,
+                EventData::Consent(freshet_model::events::ConsentChanged {
+                    customer: customer_snap.clone(),
+                    provider: provider.clone(),
+                    link: link_snap.clone(),
+                    consent: snapshots::consent(&gone),
+                    reason: failure.as_ref().map(|f| f.detail.clone()),
+                }),
+            ));
+        }
+    }
+    for (t, d) in events {
+        r.record(&mut tx, app, sub.customer_id, t, d).await?;
+    }
+    if let Some((task, subs)) = tx.finish_task_if_done(sub.task_id).await? {
+        let mut snaps = Vec::new();
+        for s in &subs {
+            let c = if s.consent_id == consent.id {
+                consent_now.clone()
+            } else {
+                store
+                    .consent(s.consent_id)
+                    .await?
+                    .unwrap_or_else(|| consent_now.clone())
+            };
+            let l = if c.link_id == link.id {
+                link_snap.clone()
+            } else {
+                store
+                    .link(c.link_id)
+                    .await?
+                    .map_or_else(|| link_snap.clone(), |l| snapshots::link(&l))
+            };
+            let p = r.bank(&s.provider_id).map_or_else(
+                || snapshots::unknown_provider(&s.provider_id),
+                |(p, _)| snapshots::provider(p),
+            );
+            snaps.push(snapshots::sub_task(s, p, l, &c));
+        }
+        let data = EventData::RefreshCompleted(RefreshCompleted {
+            customer: customer_snap,
+            task_id: task.id.to_string(),
+            status: task.status,
+            result: task.result.unwrap_or(ResultCode::InternalError),
+            has_new_transactions: task.has_new_transactions,
+            sub_tasks: snaps,
+        });
+        r.record(
+            &mut tx,
+            app,
+            sub.customer_id,
+            EventType::RefreshCompleted,
+            data,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    r.delivered();
+    Ok(())
+}

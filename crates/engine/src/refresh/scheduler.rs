@@ -1,0 +1,101 @@
+//! The scheduler: expiries, expiry warnings and scheduled refreshes. Every step is a
+//! conditional update taken by exactly one node, so it survives restarts and runs on any
+//! number of nodes sharing a PostgreSQL database.
+
+use freshet_model::{ConsentStatus, EventType, events::RefreshTrigger};
+use freshet_store::StoreError;
+use tokio_util::sync::CancellationToken;
+
+use super::{RefreshRequest, Refresher, insert_task};
+
+/// Consents handled per kind and pass; the rest wait for the next pass.
+const BATCH: u32 = 200;
+
+pub async fn run(r: Refresher, stop: CancellationToken) {
+    loop {
+        if let Err(e) = pass(&r).await {
+            tracing::warn!(error = %e, "the refresh scheduler's pass failed");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(r.inner.config.tick) => {}
+        }
+    }
+}
+
+pub async fn pass(r: &Refresher) -> Result<(), StoreError> {
+    let now = freshet_model::time::now();
+    for c in r.store().consents_expiring_by(now, false, BATCH).await? {
+        if let Err(e) = r
+            .move_consent(
+                &c,
+                &[ConsentStatus::Authorised],
+                ConsentStatus::Expired,
+                EventType::ConsentExpired,
+                Some("the consent reached its expiry".into()),
+            )
+            .await
+        {
+            tracing::warn!(consent = %c.id, error = %e, "expiring a consent failed");
+        }
+    }
+    let warn_until = now
+        + time::Duration::try_from(r.inner.config.expiring_warning).unwrap_or(time::Duration::WEEK);
+    for c in r
+        .store()
+        .consents_expiring_by(warn_until, true, BATCH)
+        .await?
+    {
+        let data = match r
+            .consent_event(&c, Some("the consent expires soon".into()))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(consent = %c.id, error = %e, "building consent.expiring failed");
+                continue;
+            }
+        };
+        let mut tx = r.store().begin().await?;
+        if tx.mark_expiring_notified(c.id).await? {
+            r.record(
+                &mut tx,
+                c.application_id,
+                c.customer_id,
+                EventType::ConsentExpiring,
+                data,
+            )
+            .await?;
+            tx.commit().await?;
+            r.delivered();
+        }
+    }
+    let mut started = false;
+    for c in r.store().consents_due(now, BATCH).await? {
+        if r.bank(&c.provider_id).is_none() {
+            continue;
+        }
+        let mut tx = r.store().begin().await?;
+        if !tx.take_due_refresh(c.id, now, r.next_refresh(now)).await? {
+            continue;
+        }
+        // A refresh already waiting or running covers this one.
+        if !r.store().consent_busy(c.id).await? {
+            insert_task(
+                &mut tx,
+                c.application_id,
+                c.customer_id,
+                &[&c],
+                &RefreshRequest::default(),
+                RefreshTrigger::Scheduled,
+            )
+            .await?;
+            started = true;
+        }
+        tx.commit().await?;
+    }
+    if started {
+        r.inner.wake.notify_one();
+    }
+    Ok(())
+}
