@@ -337,18 +337,42 @@ impl ChildNode {
         extra: &[&str],
         log_filter: &str,
     ) -> anyhow::Result<Self> {
+        let mut args = vec![
+            "serve",
+            "--database-url",
+            db,
+            "--admin-token",
+            admin,
+            "--node-name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(exe, &args, name, dir, log_filter, "/healthz").await
+    }
+
+    /// Starts `exe sandbox` on a free port: a sandbox bank that outlives the nodes using it.
+    pub async fn sandbox(
+        exe: &std::path::Path,
+        dir: PathBuf,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut args = vec!["sandbox"];
+        args.extend_from_slice(extra);
+        Self::spawn(exe, &args, "sandbox", dir, "warn", "/providers").await
+    }
+
+    async fn spawn(
+        exe: &std::path::Path,
+        args: &[&str],
+        name: &str,
+        dir: PathBuf,
+        log_filter: &str,
+        ready: &str,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = Command::new(exe)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args([
-                "--database-url",
-                db,
-                "--admin-token",
-                admin,
-                "--node-name",
-                name,
-            ])
-            .args(extra)
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .env("FRESHET_LOG", log_filter)
             .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?)
             .current_dir(dir)
@@ -358,12 +382,12 @@ impl ChildNode {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let health = reqwest::get(format!("{base}/healthz")).await;
+            let health = reqwest::get(format!("{base}{ready}")).await;
             if health.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("node {name} did not become healthy");
+                bail!("{name} did not become ready");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

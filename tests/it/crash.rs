@@ -254,3 +254,146 @@ async fn three_nodes_on_postgres_survive_one_killed() {
         n.stop().await;
     }
 }
+
+/// A node killed while a bank hangs mid-refresh: restarted, it runs the sub-task again, the
+/// task ends, and each of its events is written once. The sandbox bank runs as its own process
+/// so that it outlives the node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_mid_refresh_finishes_it_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("freshet.db").display());
+    let bank = ChildNode::sandbox(EXE.as_ref(), dir.path().into(), &[])
+        .await
+        .unwrap();
+    let args = [
+        "--sandbox-url",
+        bank.base.as_str(),
+        "--refresh-tick-seconds",
+        "3600",
+        "--bank-timeout-seconds",
+        "30",
+    ];
+    let node = ChildNode::start(
+        EXE.as_ref(),
+        &db,
+        "refresh-a",
+        ADMIN,
+        dir.path().into(),
+        &args,
+        "warn",
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let key = create_app(&http, &node.base, ADMIN).await.unwrap();
+    let call = |method: reqwest::Method, base: &str, path: &str, body: Option<Value>| {
+        let mut req = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let customer = call(
+        reqwest::Method::POST,
+        &node.base,
+        "/v1/customers",
+        Some(json!({})),
+    )
+    .await;
+    let cid = customer["id"].as_str().unwrap();
+    let link = call(
+        reqwest::Method::POST,
+        &node.base,
+        &format!("/v1/customers/{cid}/links"),
+        Some(json!({"provider_id": "natwest"})),
+    )
+    .await;
+    let approved = http
+        .post(link["consent"]["authorisation_url"].as_str().unwrap())
+        .form(&[("decision", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert!(approved.text().await.unwrap().contains("Connected"));
+    // The bank's next call hangs; the node dies while waiting on it.
+    let fault = http
+        .post(format!("{}/control/faults", bank.base))
+        .json(&json!({"provider_id": "natwest", "kind": "timeout", "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(fault.status().is_success());
+    let task = call(
+        reqwest::Method::POST,
+        &node.base,
+        &format!("/v1/customers/{cid}/refresh"),
+        None,
+    )
+    .await;
+    let task_id = task["task_id"].as_str().unwrap().to_string();
+    for _ in 0..100 {
+        let t = call(
+            reqwest::Method::GET,
+            &node.base,
+            &format!("/v1/refresh-tasks/{task_id}"),
+            None,
+        )
+        .await;
+        if t["sub_tasks"][0]["status"] == "Running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.kill().await;
+
+    let node = ChildNode::start(
+        EXE.as_ref(),
+        &db,
+        "refresh-b",
+        ADMIN,
+        dir.path().into(),
+        &args,
+        "warn",
+    )
+    .await
+    .unwrap();
+    let mut t = Value::Null;
+    for _ in 0..300 {
+        t = call(
+            reqwest::Method::GET,
+            &node.base,
+            &format!("/v1/refresh-tasks/{task_id}"),
+            None,
+        )
+        .await;
+        if t["status"] == "Completed" || t["status"] == "Failed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        t["status"], "Completed",
+        "the restarted node finished it: {t}"
+    );
+    assert_eq!(t["sub_tasks"][0]["attempts"], 2, "{t}");
+    for (kind, want) in [
+        ("refresh.completed", 1),
+        ("refresh.provider.completed", 1),
+        ("accounts.updated", 1),
+        ("transactions.new", 1),
+        ("refresh.progress", 2),
+    ] {
+        let page = call(
+            reqwest::Method::GET,
+            &node.base,
+            &format!("/v1/events?type={kind}"),
+            None,
+        )
+        .await;
+        assert_eq!(page["data"].as_array().unwrap().len(), want, "{kind} once");
+    }
+    node.stop().await;
+    bank.kill().await;
+}
