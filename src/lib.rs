@@ -4,6 +4,7 @@
 //! store, router and shutdown path — on an ephemeral port with a database of their own.
 
 pub mod bench;
+pub mod bench_refresh;
 pub mod config;
 pub mod server;
 pub mod telemetry;

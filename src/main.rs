@@ -28,7 +28,7 @@ enum Command {
     Openapi,
     /// Run the sandbox bank alone (it is also mounted at /sandbox by `freshet serve`).
     Sandbox(SandboxArgs),
-    /// Measure this machine: `freshet bench delivery`.
+    /// Measure this machine: `freshet bench delivery`, `freshet bench refresh`.
     #[command(subcommand)]
     Bench(Bench),
 }
@@ -53,6 +53,8 @@ struct SandboxArgs {
 enum Bench {
     /// Webhook throughput and latency, end to end, against a local receiver.
     Delivery(freshet::bench::DeliveryBench),
+    /// Refresh throughput against the sandbox bank: a first import, then a steady cycle.
+    Refresh(freshet::bench_refresh::RefreshBench),
 }
 
 #[tokio::main]
@@ -65,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Sandbox(args) => sandbox(args).await,
         Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
+        Command::Bench(Bench::Refresh(b)) => freshet::bench_refresh::run(b).await,
         Command::Openapi => {
             println!("{}", freshet_api::openapi().to_pretty_json()?);
             Ok(())

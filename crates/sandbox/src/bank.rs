@@ -150,6 +150,8 @@ struct State {
 pub struct Sandbox {
     pub config: Arc<SandboxConfig>,
     state: Arc<Mutex<State>>,
+    /// API calls answered, faults included: what a benchmark reports as bank calls.
+    calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Access tokens live this long.
@@ -160,6 +162,7 @@ impl Sandbox {
         Self {
             config: Arc::new(config),
             state: Arc::default(),
+            calls: Arc::default(),
         }
     }
 
@@ -388,8 +391,16 @@ impl Sandbox {
         Some(c)
     }
 
-    /// Takes one use of the bank's fault, if one is set.
+    /// How many API calls the banks have answered.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Takes one use of the bank's fault, if one is set. Every API call passes here once,
+    /// which is where it is counted.
     pub fn take_fault(&self, bank: &Bank) -> Option<FaultKind> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut st = self.state();
         let fault = st.faults.get_mut(bank.id)?;
         let kind = fault.kind;

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Sandbox> {
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/control/transactions", post(add_transactions))
+        .route("/control/stats", get(stats))
         .route("/control/transactions/book", post(book))
         .route("/control/consents/{id}/revoke", post(revoke))
         .route("/control/consents/{id}/expire", post(expire))
@@ -202,6 +203,16 @@ async fn book(State(sb): State<Sandbox>, body: Bytes) -> Response {
     let bank = tri!(known_bank(&b.provider_id));
     let n = sb.book_pending(bank);
     Json(json!({"provider_id": bank.id, "booked": n})).into_response()
+}
+
+/// Counters: bank API calls answered and consents held, per bank.
+async fn stats(State(sb): State<Sandbox>) -> Response {
+    let consents: serde_json::Map<String, Value> = sb
+        .consent_counts()
+        .into_iter()
+        .map(|(b, n)| (b.to_string(), json!(n)))
+        .collect();
+    Json(json!({"calls": sb.calls(), "consents": consents})).into_response()
 }
 
 async fn revoke(State(sb): State<Sandbox>, Path(id): Path<String>) -> Response {
