@@ -18,6 +18,7 @@ mod endpoints;
 mod error;
 mod events;
 mod migrate;
+mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -34,6 +35,7 @@ pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
+pub use signing_keys::{NewSigningKey, StoredSigningKey};
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -25,8 +25,8 @@ macro_rules! migrations {
     };
 }
 
-const SQLITE: &[Migration] = migrations!("sqlite": 1 "init", 2 "webhooks");
-const POSTGRES: &[Migration] = migrations!("postgres": 1 "init", 2 "webhooks");
+const SQLITE: &[Migration] = migrations!("sqlite": 1 "init", 2 "webhooks", 4 "signing_keys");
+const POSTGRES: &[Migration] = migrations!("postgres": 1 "init", 2 "webhooks", 4 "signing_keys");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS freshet_migrations (
     version BIGINT PRIMARY KEY NOT NULL,
