@@ -11,6 +11,7 @@ use freshet_engine::{
         sender::Sender,
     },
     recorder::Handoff,
+    signing_keys::{self, SigningKeys},
     webhooks::Endpoints,
 };
 use freshet_store::{Store, StoreOptions};
@@ -63,6 +64,9 @@ impl Server {
         }
         let (handoff, handoff_rx) =
             Handoff::new(config.node_name.clone(), config.delivery_lease, 1024);
+        let keys = SigningKeys::load(store.clone(), signing_keys::DEFAULT_TTL)
+            .await
+            .context("loading the signing keys")?;
         let engine = Engine::new(store.clone(), Some(handoff));
         let policy = Arc::new(config.target_policy());
         let state = AppState {
@@ -91,7 +95,7 @@ impl Server {
             Dispatcher::new(
                 store.clone(),
                 Sender::new(policy, config.delivery_timeout),
-                engine.prepare(),
+                engine.prepare(keys),
                 on_long_failure,
                 DispatcherConfig {
                     node: config.node_name.clone(),

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod formats;
 mod handle;
 pub mod recorder;
+pub mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;
