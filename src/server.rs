@@ -73,6 +73,7 @@ impl Server {
             store: store.clone(),
             engine: engine.clone(),
             endpoints: Endpoints::new(store.clone(), policy.clone()),
+            signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
         };

@@ -14,6 +14,7 @@ mod events;
 pub mod extract;
 mod health;
 pub mod problem;
+mod signing_keys;
 mod state;
 
 use std::sync::Arc;
@@ -96,6 +97,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(customers::router())
         .merge(events::router())
         .merge(endpoints::router())
+        .merge(signing_keys::router())
         .split_for_parts()
 }
 
