@@ -441,3 +441,68 @@ on_both_stores! {
         app.stop().await;
     }
 }
+
+/// Several nodes on one PostgreSQL, started at once, publish one key set; a rotation through
+/// one node shows in every node's JWKS at once.
+#[tokio::test]
+async fn nodes_on_one_postgres_share_their_signing_keys() {
+    use freshet::{config::Config, server::Server};
+    use freshet_store::testing::{Backend, TestDb};
+
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let starts = (0..3).map(|_| {
+        let mut config = Config::new(db.url.clone());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin_token = Some(ADMIN_TOKEN.to_string().into());
+        Server::start(config)
+    });
+    let nodes: Vec<Server> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|s| s.expect("the node starts"))
+        .collect();
+    let http = reqwest::Client::new();
+    let jwks_of = |node: &Server| {
+        let req = http.get(format!("http://{}/.well-known/jwks.json", node.addr()));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let first = jwks_of(&nodes[0]).await;
+    assert_eq!(first["keys"].as_array().unwrap().len(), 1, "{first}");
+    for node in &nodes[1..] {
+        assert_eq!(
+            jwks_of(node).await,
+            first,
+            "every node publishes the same key"
+        );
+    }
+    let rotated: Value = http
+        .post(format!(
+            "http://{}/v1/admin/signing-keys/rotate",
+            nodes[0].addr()
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for node in &nodes {
+        let keys = jwks_of(node).await;
+        let kids: Vec<&str> = keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kids,
+            [&first["keys"][0]["kid"], &rotated["signing_kid"]].map(|v| v.as_str().unwrap())
+        );
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
