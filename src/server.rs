@@ -13,6 +13,7 @@ use freshet_engine::{
     },
     recorder::Handoff,
     refresh::{RefreshConfig, Refresher},
+    signing_keys::{self, SigningKeys},
     webhooks::Endpoints,
 };
 use freshet_sandbox::{Sandbox, SandboxConfig};
@@ -67,6 +68,9 @@ impl Server {
         }
         let (handoff, handoff_rx) =
             Handoff::new(config.node_name.clone(), config.delivery_lease, 1024);
+        let keys = SigningKeys::load(store.clone(), signing_keys::DEFAULT_TTL)
+            .await
+            .context("loading the signing keys")?;
         let engine = Engine::new(store.clone(), Some(handoff));
         let policy = Arc::new(config.target_policy());
         let public_url = config
@@ -96,6 +100,7 @@ impl Server {
             engine: engine.clone(),
             endpoints: Endpoints::new(store.clone(), policy.clone()),
             refresher: refresher.clone(),
+            signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
         };
@@ -125,7 +130,7 @@ impl Server {
             Dispatcher::new(
                 store.clone(),
                 Sender::new(policy, config.delivery_timeout),
-                engine.prepare(),
+                engine.prepare(keys),
                 on_long_failure,
                 DispatcherConfig {
                     node: config.node_name.clone(),

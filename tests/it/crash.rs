@@ -333,19 +333,29 @@ async fn sigkill_mid_refresh_finishes_it_after_restart() {
     )
     .await;
     let task_id = task["task_id"].as_str().unwrap().to_string();
-    for _ in 0..100 {
-        let t = call(
-            reqwest::Method::GET,
-            &node.base,
-            &format!("/v1/refresh-tasks/{task_id}"),
-            None,
-        )
-        .await;
-        if t["sub_tasks"][0]["status"] == "Running" {
+    // Kill once the bank holds the call: the fault, set for one call, is then used up.
+    for _ in 0..200 {
+        let faults: Value = http
+            .get(format!("{}/control/faults", bank.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if faults["data"].as_array().is_some_and(|f| f.is_empty()) {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let running = call(
+        reqwest::Method::GET,
+        &node.base,
+        &format!("/v1/refresh-tasks/{task_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(running["sub_tasks"][0]["status"], "Running", "{running}");
     node.kill().await;
 
     let node = ChildNode::start(

@@ -5,6 +5,7 @@ mod applications;
 mod bad_input;
 mod crash;
 mod customers;
+mod dialects;
 mod lifecycle;
 mod logs;
 mod refresh;

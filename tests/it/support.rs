@@ -99,6 +99,29 @@ impl TestApp {
         body["api_key"].as_str().unwrap().to_string()
     }
 
+    /// Creates an application and returns its id and API key.
+    pub async fn new_application_with_id(&self, name: &str) -> (uuid::Uuid, String) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/applications",
+                Some(ADMIN_TOKEN),
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap().parse().unwrap();
+        (id, body["api_key"].as_str().unwrap().to_string())
+    }
+
+    /// Stops the node gracefully before its database goes: dropping a PostgreSQL test
+    /// database while the node may still hold a transaction open can wait forever.
+    pub async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("the node stops");
+        }
+    }
+
     /// Creates a customer for the application holding `key`.
     pub async fn new_customer(&self, key: &str, body: Value) -> Value {
         let (status, body) = self

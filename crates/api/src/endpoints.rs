@@ -38,14 +38,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointIn {
-    /// http or https; private, link-local and metadata addresses are refused.
+    /// http or https; private, link-local and metadata addresses are refused. `tatra`: no
+    /// query parameters.
     url: String,
-    /// `standard` (default), `bud`, `tatra`, `klavi` or `yodlee`.
+    /// `standard` (default), `bud`, `tatra`, `klavi` or `yodlee`: the wire format deliveries
+    /// are rendered in (see docs/dialects.md).
     dialect: Option<String>,
-    /// The event types to receive; absent = every type the dialect sends.
+    /// The event types to receive, each one the dialect sends; absent = every type it sends.
     event_types: Option<Vec<String>>,
     description: Option<String>,
-    /// Sent verbatim as the `Authorization` header of every delivery.
+    /// Sent verbatim as the `Authorization` header of every delivery. `tatra`: must match
+    /// `^[ a-zA-Z0-9=+/]*$`.
     security_header: Option<String>,
     /// `immediate` or `next_hour` (the default for `tatra`).
     activation: Option<String>,

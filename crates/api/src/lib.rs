@@ -17,6 +17,7 @@ mod health;
 mod links;
 pub mod problem;
 mod refresh;
+mod signing_keys;
 mod state;
 
 use std::sync::Arc;
@@ -102,6 +103,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(links::router())
         .merge(refresh::router())
         .merge(accounts::router())
+        .merge(signing_keys::router())
         .split_for_parts()
 }
 

@@ -1,6 +1,6 @@
 //! What every handler can reach.
 
-use freshet_engine::{Engine, refresh::Refresher, webhooks::Endpoints};
+use freshet_engine::{Engine, refresh::Refresher, signing_keys::SigningKeys, webhooks::Endpoints};
 use std::sync::Arc;
 
 use freshet_store::Store;
@@ -15,6 +15,8 @@ pub struct AppState {
     pub engine: Engine,
     pub endpoints: Endpoints,
     pub refresher: Refresher,
+    /// The keys Bud-dialect deliveries are signed with.
+    pub signing_keys: Arc<SigningKeys>,
     /// Guards `/v1/applications`; `None` switches the admin API off.
     pub admin_token: Option<SecretString>,
     /// Recently verified API keys.

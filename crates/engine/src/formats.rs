@@ -1,252 +1,353 @@
-//! The wire formats deliveries are sent in, seen from the engine: which dialects exist, which
-//! event types each sends, and how a claimed delivery becomes a signed request.
+//! The wire formats deliveries are sent in, seen from the engine: which dialects send which
+//! event types, and how a claimed delivery becomes a signed request.
 //!
-//! Every delivery carries the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
-//! `webhook-signature` with one `v1,` signature per active secret, space-separated during a
-//! rotation), so one verifier works for every dialect. The vendor dialects (bud, tatra, klavi,
-//! yodlee) are rendered by the dialects crate; this node refuses endpoints in a dialect it
-//! cannot render, so no delivery is accepted that could not be sent.
+//! The body and the dialect's own headers come from `freshet_dialects::render`, in the
+//! endpoint's dialect. On top, every delivery carries the Standard Webhooks headers
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature` with one `v1,` signature per active
+//! secret, space-separated during a rotation) over the exact rendered body, so one verifier
+//! works for every dialect.
+//!
+//! `endpoint.test` is freshet's own and no vendor sends it, so a test of a vendor-dialect
+//! endpoint gets the `standard` envelope — carrying, over that body, the vendor's own
+//! signature headers as well (Bud's JWT, Klavi's HMAC; Tatra's `Authorization`), so a test
+//! exercises the receiver's verification the way real events will.
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use freshet_model::EventType;
+use freshet_dialects::{
+    Context, Dialect, RenderError, Rendered, klavi::klavi_signature, render, standard_signature,
+};
+pub use freshet_dialects::{VerifyError, new_secret, verify_standard};
+use freshet_model::{
+    EventType,
+    events::{Event, EventData},
+};
 use freshet_store::Claim;
-use ring::hmac;
-use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::delivery::sender::Outgoing;
+use crate::{delivery::sender::Outgoing, signing_keys::KeySet};
 
-/// The dialects this node renders.
-pub const DIALECTS: &[&str] = &["standard"];
-
-/// A wire format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Standard,
-}
-
-pub fn parse_dialect(name: &str) -> Result<Dialect, String> {
-    match name {
-        "standard" => Ok(Dialect::Standard),
-        other => Err(format!("`{other}` is not a dialect this freshet renders")),
-    }
-}
-
-/// The event types a dialect sends.
-pub fn event_types(d: Dialect) -> &'static [EventType] {
-    match d {
-        Dialect::Standard => &EventType::ALL,
-    }
-}
-
-/// The dialects that send events of type `t`.
+/// The names of the dialects that send events of type `t`.
 pub fn dialects_sending(t: EventType) -> Vec<&'static str> {
-    DIALECTS
-        .iter()
-        .copied()
-        .filter(|name| parse_dialect(name).is_ok_and(|d| event_types(d).contains(&t)))
+    Dialect::ALL
+        .into_iter()
+        .filter(|d| d.sends(t))
+        .map(Dialect::name)
         .collect()
 }
 
-/// A new signing secret, `whsec_` and 32 random bytes in base64.
-pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    format!("whsec_{}", B64.encode(bytes))
-}
-
-/// The Standard Webhooks signature of a message with one secret: `v1,<base64 HMAC-SHA256>`.
-pub fn standard_signature(
-    secret: &str,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<String, String> {
-    let key = B64
-        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-        .map_err(|_| "the endpoint's secret is not whsec_<base64>".to_string())?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &key);
-    let mut ctx = hmac::Context::with_key(&key);
-    ctx.update(msg_id.as_bytes());
-    ctx.update(b".");
-    ctx.update(timestamp.to_string().as_bytes());
-    ctx.update(b".");
-    ctx.update(body);
-    Ok(format!("v1,{}", B64.encode(ctx.sign().as_ref())))
-}
-
-/// Why a signed message was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("the {0} header is missing or not text")]
-    MissingHeader(&'static str),
-    #[error("webhook-timestamp is not a number of seconds")]
-    BadTimestamp,
-    #[error("the message is {0} s away from now, beyond the tolerance")]
-    Stale(i64),
-    #[error("no signature matches")]
-    NoMatch,
-    #[error("{0}")]
-    BadSecret(String),
-}
-
-/// Verifies a Standard Webhooks message: `headers` gives `webhook-id`, `webhook-timestamp`
-/// and `webhook-signature` (one or more space-separated `v1,` signatures); any signature made
-/// with any of `secrets` passes, and the timestamp must lie within `tolerance` of `now`.
-/// What receivers — and `freshet listen` — run on every delivery, in every dialect.
-pub fn verify_standard(
-    secrets: &[&str],
-    header: impl Fn(&str) -> Option<String>,
-    body: &[u8],
-    now: OffsetDateTime,
-    tolerance: time::Duration,
-) -> Result<(), VerifyError> {
-    let id = header("webhook-id").ok_or(VerifyError::MissingHeader("webhook-id"))?;
-    let ts = header("webhook-timestamp").ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
-    let sigs =
-        header("webhook-signature").ok_or(VerifyError::MissingHeader("webhook-signature"))?;
-    let ts: i64 = ts.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    let skew = now.unix_timestamp() - ts;
-    if skew.abs() > tolerance.whole_seconds() {
-        return Err(VerifyError::Stale(skew));
-    }
-    let message = [id.as_bytes(), b".", ts.to_string().as_bytes(), b".", body].concat();
-    let macs: Vec<Vec<u8>> = sigs
-        .split(' ')
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .filter_map(|b| B64.decode(b).ok())
-        .collect();
-    for secret in secrets {
-        let key = B64
-            .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
-            .map_err(|_| VerifyError::BadSecret("a secret is not whsec_<base64>".into()))?;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &key);
-        // hmac::verify compares in constant time.
-        if macs
-            .iter()
-            .any(|mac| hmac::verify(&key, &message, mac).is_ok())
-        {
-            return Ok(());
-        }
-    }
-    Err(VerifyError::NoMatch)
-}
-
-/// The request for one claimed delivery.
-pub fn prepare(claim: &Claim, now: OffsetDateTime) -> Result<Outgoing, String> {
+/// The request for one claimed delivery, sent at `now`, Bud-dialect bodies signed with the
+/// signing key of `keys`.
+pub fn prepare(claim: &Claim, now: OffsetDateTime, keys: &KeySet) -> Result<Outgoing, String> {
     let endpoint = &claim.endpoint;
-    parse_dialect(&endpoint.dialect)?;
-    let created = claim
-        .event
-        .created_at
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| e.to_string())?;
-    let body = serde_json::to_vec(&json!({
-        "type": claim.event.event_type.as_str(),
-        "timestamp": created,
-        "data": claim.event.data,
-    }))
-    .map_err(|e| e.to_string())?;
+    let dialect = Dialect::parse(&endpoint.dialect)
+        .ok_or_else(|| format!("`{}` is not a dialect", endpoint.dialect))?;
+    let stored = &claim.event;
+    let event = Event {
+        id: stored.id.to_string(),
+        event_type: stored.event_type,
+        created_at: stored.created_at,
+        data: EventData::from_json(stored.event_type, stored.data.clone())
+            .map_err(|e| format!("the stored payload does not read back: {e}"))?,
+    };
     // Stable across retries and replays of this (event, endpoint): receivers dedupe on it.
     let msg_id = format!("msg_{}", claim.delivery.id.0.simple());
+    let partner_app_id = endpoint
+        .partner_app_id
+        .clone()
+        .unwrap_or_else(|| endpoint.application_id.to_string());
+    let ctx = Context {
+        webhook_id: &msg_id,
+        sent_at: now,
+        security_header: endpoint.security_header.as_deref(),
+        partner_app_id: Some(&partner_app_id),
+        bud_key: Some(keys.signing()),
+        klavi_secret: Some(&endpoint.secret),
+    };
+    let rendered = if event.event_type == EventType::EndpointTest && dialect != Dialect::Standard {
+        render_test(dialect, &event, &ctx)
+    } else {
+        render(dialect, &event, &ctx)
+    }
+    .map_err(|e| e.to_string())?;
+
     let timestamp = now.unix_timestamp();
     let signatures = endpoint
         .signing_secrets(now)
         .into_iter()
-        .map(|s| standard_signature(s, &msg_id, timestamp, &body))
+        .map(|s| standard_signature(s, &msg_id, timestamp, &rendered.body))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        ("webhook-id".to_string(), msg_id),
-        ("webhook-timestamp".to_string(), timestamp.to_string()),
-        ("webhook-signature".to_string(), signatures.join(" ")),
-    ];
-    if let Some(auth) = &endpoint.security_header {
-        headers.push(("authorization".to_string(), auth.clone()));
+    let mut headers = Vec::with_capacity(rendered.headers.len() + 3);
+    for (name, value) in rendered.headers {
+        set_header(&mut headers, name, value);
     }
+    set_header(&mut headers, "webhook-id", msg_id);
+    set_header(&mut headers, "webhook-timestamp", timestamp.to_string());
+    set_header(&mut headers, "webhook-signature", signatures.join(" "));
     Ok(Outgoing {
         url: endpoint.url.clone(),
-        body,
+        body: rendered.body,
         headers,
     })
 }
 
+/// An `endpoint.test` for a vendor-dialect endpoint: the `standard` envelope, signed the
+/// vendor's way too.
+fn render_test(dialect: Dialect, event: &Event, ctx: &Context) -> Result<Rendered, RenderError> {
+    let mut rendered = render(Dialect::Standard, event, ctx)?;
+    let missing = |what| RenderError::Missing { dialect, what };
+    match dialect {
+        Dialect::Bud => {
+            let key = ctx.bud_key.ok_or(missing("a signing key"))?;
+            let jwt = key
+                .sign(&rendered.body, ctx.webhook_id, ctx.sent_at)
+                .map_err(|_| missing("a working signing key"))?;
+            rendered.headers.push(("x-signature", jwt));
+            rendered
+                .headers
+                .push(("x-signing-id", key.kid().to_string()));
+        }
+        Dialect::Klavi => {
+            let secret = ctx.klavi_secret.ok_or(missing("a signing secret"))?;
+            let signature = klavi_signature(secret, &rendered.body);
+            rendered.headers.push(("x-klavi-signature", signature));
+            rendered.headers.push((
+                "x-klavi-timestamp",
+                ctx.sent_at.unix_timestamp().to_string(),
+            ));
+        }
+        // Tatra's Authorization is the security header, which every dialect sends; Yodlee
+        // signs nothing.
+        Dialect::Standard | Dialect::Tatra | Dialect::Yodlee => {}
+    }
+    Ok(rendered)
+}
+
+/// Sets a header once: a later value for the same name replaces the earlier.
+fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
+    match headers
+        .iter_mut()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        Some(existing) => existing.1 = value,
+        None => headers.push((name.to_string(), value)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use freshet_dialects::{BudSigningKey, verify_bud};
+    use freshet_model::{
+        ApplicationId,
+        webhooks::{Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId, WebhookEndpoint},
+    };
+    use freshet_store::StoredEvent;
+    use serde_json::{Value, json};
+    use time::Duration;
+
     use super::*;
 
-    /// The Standard Webhooks specification's own example.
-    #[test]
-    fn signature_matches_the_specification_vector() {
-        let sig = standard_signature(
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-            "msg_p5jXN8AQM9LWM0D4loKWxJek",
-            1614265330,
-            br#"{"test": 2432232314}"#,
-        )
-        .unwrap();
-        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    fn consent_revoked() -> Value {
+        json!({
+            "customer": {"id": "c1", "personal_tax_id": "25872252137",
+                         "external_info": {"myTraceId": "t-1"}},
+            "provider": {"id": "natwest", "name": "Natwest", "code": "NWB", "numeric_id": 1},
+            "link": {"id": "l1", "number": 7, "created_at": "2026-11-24T11:00:00Z"},
+            "consent": {"id": "k1", "status": "revoked", "permissions_requested": ["accounts_all"],
+                        "permissions_granted": ["accounts_all"], "expires_at": null,
+                        "external_track_id": "222121", "reconnect_required": false},
+            "reason": null
+        })
     }
 
-    fn headers(id: &'static str, ts: i64, sig: String) -> impl Fn(&str) -> Option<String> {
-        move |name| match name {
-            "webhook-id" => Some(id.to_string()),
-            "webhook-timestamp" => Some(ts.to_string()),
-            "webhook-signature" => Some(sig.clone()),
-            _ => None,
+    fn claim(dialect: &str, event_type: EventType, data: Value) -> Claim {
+        let now = freshet_model::time::now();
+        let app = ApplicationId::new();
+        let endpoint = EndpointId::new();
+        let event = EventId::new();
+        Claim {
+            delivery: Delivery {
+                id: DeliveryId::new(),
+                application_id: app,
+                event_id: event,
+                endpoint_id: endpoint,
+                status: DeliveryStatus::Delivering,
+                attempts: 0,
+                next_attempt_at: now,
+                last_status_code: None,
+                last_error: None,
+                created_at: now,
+                updated_at: now,
+            },
+            event: StoredEvent {
+                id: event,
+                application_id: app,
+                event_type,
+                customer_id: None,
+                created_at: now,
+                data,
+            },
+            endpoint: WebhookEndpoint {
+                id: endpoint,
+                application_id: app,
+                url: "http://127.0.0.1:9/hook".into(),
+                dialect: dialect.into(),
+                event_types: None,
+                description: None,
+                enabled: true,
+                disabled_reason: None,
+                ordered: false,
+                security_header: Some("Basic dXNlcjpwYXNz".into()),
+                partner_app_id: None,
+                active_from: now,
+                secret: new_secret(),
+                previous_secret: Some(new_secret()),
+                previous_secret_until: Some(now + Duration::hours(1)),
+                retry_schedule: None,
+                last_success_at: None,
+                failing_since: None,
+                created_at: now,
+                updated_at: now,
+            },
+            token: "t".into(),
         }
     }
 
-    /// The specification's vector verifies; tampering, staleness and wrong secrets do not.
-    #[test]
-    fn verify_accepts_the_specification_vector_and_nothing_else() {
-        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-        let body = br#"{"test": 2432232314}"#;
-        let at = OffsetDateTime::from_unix_timestamp(1614265330).unwrap();
-        let tol = time::Duration::minutes(5);
-        let sig = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".to_string();
-        let h = headers("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, sig.clone());
-        assert_eq!(verify_standard(&[secret], &h, body, at, tol), Ok(()));
-        assert_eq!(
-            verify_standard(&[secret], &h, br#"{"test": 2432232315}"#, at, tol),
-            Err(VerifyError::NoMatch)
+    fn header<'a>(out: &'a Outgoing, name: &str) -> Option<&'a str> {
+        let mut found = out.headers.iter().filter(|(n, _)| n == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        assert!(
+            found.next().is_none(),
+            "{name} is sent once: {:?}",
+            out.headers
         );
-        assert_eq!(
-            verify_standard(&[new_secret().as_str()], &h, body, at, tol),
-            Err(VerifyError::NoMatch)
-        );
-        let late = at + time::Duration::minutes(6);
-        assert!(matches!(
-            verify_standard(&[secret], &h, body, late, tol),
-            Err(VerifyError::Stale(_))
-        ));
-        // During a rotation either secret verifies a message carrying both signatures.
-        let other = new_secret();
-        let both = format!(
-            "{} {sig}",
-            standard_signature(&other, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap()
-        );
-        let h2 = headers("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, both);
-        assert_eq!(verify_standard(&[secret], &h2, body, at, tol), Ok(()));
-        assert_eq!(
-            verify_standard(&[other.as_str()], &h2, body, at, tol),
-            Ok(())
-        );
-        let missing = |_: &str| None;
-        assert_eq!(
-            verify_standard(&[secret], missing, body, at, tol),
-            Err(VerifyError::MissingHeader("webhook-id"))
-        );
+        first
+    }
+
+    /// Every dialect's request carries the Standard Webhooks headers over its exact body,
+    /// with both secrets during a rotation, and no header twice.
+    fn assert_standard_signed(c: &Claim, out: &Outgoing) {
+        let now = freshet_model::time::now();
+        for secret in [
+            &c.endpoint.secret,
+            c.endpoint.previous_secret.as_ref().unwrap(),
+        ] {
+            let h = |n: &str| header(out, n).map(str::to_string);
+            verify_standard(&[secret], h, &out.body, now, Duration::minutes(5)).unwrap();
+        }
+        let mut names: Vec<_> = out.headers.iter().map(|(n, _)| n.to_lowercase()).collect();
+        names.sort();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(names.len(), before, "{:?}", out.headers);
+        assert_eq!(header(out, "content-type"), Some("application/json"));
+        assert_eq!(header(out, "authorization"), Some("Basic dXNlcjpwYXNz"));
     }
 
     #[test]
-    fn secrets_are_whsec_with_32_bytes() {
-        let s = new_secret();
+    fn each_dialect_renders_its_body_and_its_signatures() {
+        let key = BudSigningKey::generate().unwrap();
+        let jwks = freshet_dialects::jwks(std::slice::from_ref(&key));
+        let keys = KeySet::single(key);
+        let now = freshet_model::time::now();
+
+        let c = claim("standard", EventType::ConsentRevoked, consent_revoked());
+        let out = prepare(&c, now, &keys).unwrap();
+        assert_standard_signed(&c, &out);
+        let body: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(body["type"], "consent.revoked");
+
+        let c = claim("bud", EventType::ConsentRevoked, consent_revoked());
+        let out = prepare(&c, now, &keys).unwrap();
+        assert_standard_signed(&c, &out);
+        let body: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(body["data"]["event"], "open_banking.consent.revoked");
+        let claims = verify_bud(
+            &jwks,
+            header(&out, "x-signing-id").unwrap(),
+            header(&out, "x-signature").unwrap(),
+            &out.body,
+        )
+        .unwrap();
+        assert_eq!(Some(claims.jti.as_str()), header(&out, "webhook-id"));
+
+        let mut c = claim("klavi", EventType::ConsentRevoked, consent_revoked());
+        let out = prepare(&c, now, &keys).unwrap();
+        assert_standard_signed(&c, &out);
+        let body: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(body[0]["eventName"], "consent_revoked");
         assert_eq!(
-            B64.decode(s.strip_prefix("whsec_").unwrap()).unwrap().len(),
-            32
+            body[0]["partnerAppId"],
+            c.endpoint.application_id.to_string()
         );
-        assert_ne!(s, new_secret());
-        assert!(standard_signature("whsec_!!!", "m", 1, b"").is_err());
+        assert_eq!(
+            header(&out, "x-klavi-signature"),
+            Some(klavi_signature(&c.endpoint.secret, &out.body).as_str())
+        );
+        c.endpoint.partner_app_id = Some("12345678".into());
+        let out = prepare(&c, now, &keys).unwrap();
+        let body: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(body[0]["partnerAppId"], "12345678");
+    }
+
+    #[test]
+    fn vendor_endpoints_are_tested_with_the_standard_envelope_signed_their_way() {
+        let key = BudSigningKey::generate().unwrap();
+        let jwks = freshet_dialects::jwks(std::slice::from_ref(&key));
+        let keys = KeySet::single(key);
+        let now = freshet_model::time::now();
+        let test = json!({"endpoint_id": "e1", "data": {"hello": "world"}});
+        for dialect in Dialect::ALL {
+            let c = claim(dialect.name(), EventType::EndpointTest, test.clone());
+            let out = prepare(&c, now, &keys).unwrap();
+            assert_standard_signed(&c, &out);
+            let body: Value = serde_json::from_slice(&out.body).unwrap();
+            assert_eq!(body["type"], "endpoint.test", "{dialect}");
+            assert_eq!(body["data"]["data"]["hello"], "world");
+            let bud = header(&out, "x-signature");
+            let klavi = header(&out, "x-klavi-signature");
+            match dialect {
+                Dialect::Bud => {
+                    verify_bud(
+                        &jwks,
+                        header(&out, "x-signing-id").unwrap(),
+                        bud.unwrap(),
+                        &out.body,
+                    )
+                    .unwrap();
+                }
+                Dialect::Klavi => {
+                    assert_eq!(
+                        klavi,
+                        Some(klavi_signature(&c.endpoint.secret, &out.body).as_str())
+                    );
+                    assert!(header(&out, "x-klavi-timestamp").is_some());
+                }
+                _ => assert_eq!((bud, klavi), (None, None), "{dialect}"),
+            }
+        }
+    }
+
+    #[test]
+    fn what_a_dialect_does_not_send_is_an_error_not_a_delivery() {
+        let keys = KeySet::single(BudSigningKey::generate().unwrap());
+        let now = freshet_model::time::now();
+        let err = prepare(
+            &claim("tatra", EventType::ConsentRevoked, consent_revoked()),
+            now,
+            &keys,
+        )
+        .unwrap_err();
+        assert!(err.contains("does not send"), "{err}");
+        let err = prepare(
+            &claim("plaid", EventType::ConsentRevoked, consent_revoked()),
+            now,
+            &keys,
+        )
+        .unwrap_err();
+        assert!(err.contains("not a dialect"), "{err}");
+        assert_eq!(
+            dialects_sending(EventType::ConsentRevoked),
+            ["standard", "bud", "klavi"]
+        );
+        assert_eq!(dialects_sending(EventType::EndpointDisabled), ["standard"]);
     }
 }

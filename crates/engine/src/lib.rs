@@ -11,6 +11,7 @@ pub mod formats;
 mod handle;
 pub mod recorder;
 pub mod refresh;
+pub mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod webhooks;

@@ -2,11 +2,12 @@
 //! recording events so they reach every subscribed endpoint.
 //!
 //! The API calls these and maps the results; every rule about what an endpoint may be lives
-//! here, including the dialects' own (Tatra banka: no query parameters, a restricted security
-//! header, activation at the next full hour).
+//! here or, for a dialect's own rules (Tatra banka: no query parameters, a restricted security
+//! header), in `Dialect::check_endpoint`; Tatra's activation at the next full hour is here.
 
 use std::sync::Arc;
 
+use freshet_dialects::Dialect;
 use freshet_model::{
     ApplicationId, CustomerId, EventType, FieldError, Patch, Validation,
     events::{EndpointDisabled, EndpointTest, EventData},
@@ -24,6 +25,7 @@ use crate::{
     },
     formats,
     recorder::Target,
+    signing_keys::SigningKeys,
 };
 
 /// Longest description and partner app id.
@@ -128,11 +130,10 @@ impl Endpoints {
     ) -> Result<WebhookEndpoint, EndpointError> {
         let mut v = Validation::new();
         let dialect = f.dialect.as_deref().unwrap_or("standard");
-        if formats::parse_dialect(dialect).is_err() {
-            v.add(
-                "dialect",
-                format!("must be one of {}", formats::DIALECTS.join(", ")),
-            );
+        let parsed = Dialect::parse(dialect);
+        if parsed.is_none() {
+            let names: Vec<_> = Dialect::ALL.iter().map(|d| d.name()).collect();
+            v.add("dialect", format!("must be one of {}", names.join(", ")));
         }
         let now = freshet_model::time::now();
         let activation = match f.activation.as_deref().map(Activation::parse) {
@@ -141,7 +142,7 @@ impl Endpoints {
                 v.add("activation", e);
                 Activation::Immediate
             }
-            None if dialect == "tatra" => Activation::NextHour,
+            None if parsed == Some(Dialect::Tatra) => Activation::NextHour,
             None => Activation::Immediate,
         };
         let candidate = NewEndpoint {
@@ -156,7 +157,7 @@ impl Endpoints {
             security_header: f.security_header,
             partner_app_id: f.partner_app_id,
             active_from: activation.start(now),
-            secret: formats::new_secret(),
+            secret: freshet_dialects::new_secret(),
             retry_schedule: f.retry_schedule,
         };
         self.check(
@@ -254,7 +255,10 @@ impl Endpoints {
         }
         self.store
             .update_endpoint(app, id, |e| {
-                e.previous_secret = Some(std::mem::replace(&mut e.secret, formats::new_secret()));
+                e.previous_secret = Some(std::mem::replace(
+                    &mut e.secret,
+                    freshet_dialects::new_secret(),
+                ));
                 e.previous_secret_until = Some(freshet_model::time::now() + overlap);
                 Ok::<_, EndpointError>(())
             })
@@ -275,9 +279,7 @@ impl Endpoints {
             );
             return None;
         }
-        let sent = formats::parse_dialect(dialect)
-            .map(formats::event_types)
-            .unwrap_or(&[]);
+        let sent = Dialect::parse(dialect).map_or(&[][..], Dialect::event_types);
         let mut parsed = Vec::new();
         for (i, t) in types.iter().enumerate() {
             match EventType::parse(t) {
@@ -287,7 +289,13 @@ impl Endpoints {
                 ),
                 Some(et) if !sent.contains(&et) && !sent.is_empty() => v.add(
                     format!("event_types[{i}]"),
-                    format!("`{t}` is not sent by the {dialect} dialect"),
+                    format!(
+                        "`{t}` is not sent by the {dialect} dialect, which sends {}",
+                        sent.iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 ),
                 Some(et) => parsed.push(et),
             }
@@ -306,21 +314,22 @@ impl Endpoints {
         partner_app_id: &Option<String>,
         retry_schedule: Option<&[u32]>,
     ) {
-        match self.policy.check_url(url) {
-            Err(Refusal::Address(ip, kind)) => v.add(
-                "url",
-                format!("points at {ip}, a {kind} address, which this freshet does not deliver to"),
-            ),
-            Err(r) => v.add("url", r.to_string()),
-            Ok(parsed) => {
-                if dialect == "tatra" && parsed.query().is_some() {
-                    v.add(
-                        "url",
-                        "must not contain query parameters (Tatra banka's rule)",
-                    );
-                }
+        let url_ok = match self.policy.check_url(url) {
+            Err(Refusal::Address(ip, kind)) => {
+                v.add(
+                    "url",
+                    format!(
+                        "points at {ip}, a {kind} address, which this freshet does not deliver to"
+                    ),
+                );
+                false
             }
-        }
+            Err(r) => {
+                v.add("url", r.to_string());
+                false
+            }
+            Ok(_) => true,
+        };
         if description
             .as_ref()
             .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
@@ -330,21 +339,29 @@ impl Endpoints {
                 format!("must be at most {MAX_DESCRIPTION} characters"),
             );
         }
-        if let Some(h) = security_header {
-            if h.len() > MAX_SECURITY_HEADER || h.chars().any(|c| c.is_control()) {
+        let header_ok = match security_header {
+            Some(h) if h.len() > MAX_SECURITY_HEADER || h.chars().any(|c| c.is_control()) => {
                 v.add(
                     "security_header",
                     format!("must be at most {MAX_SECURITY_HEADER} printable characters"),
                 );
-            } else if dialect == "tatra"
-                && !h
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || " =+/".contains(c))
-            {
-                v.add(
-                    "security_header",
-                    "must match ^[ a-zA-Z0-9=+/]*$ (Tatra banka's rule)",
-                );
+                false
+            }
+            _ => true,
+        };
+        // The dialect's own rules, on what passed the general ones (one complaint per fault).
+        if let Some(d) = Dialect::parse(dialect)
+            && let Err(broken) = d.check_endpoint(url, security_header.as_deref())
+        {
+            for e in broken {
+                let general_ok = match e.field {
+                    "url" => url_ok,
+                    "security_header" => header_ok,
+                    _ => true,
+                };
+                if general_ok {
+                    v.add(e.field, e.message);
+                }
             }
         }
         if partner_app_id
@@ -365,9 +382,10 @@ impl Endpoints {
 }
 
 impl Engine {
-    /// How this node turns a claimed delivery into a signed request.
-    pub fn prepare(&self) -> crate::delivery::dispatcher::Prepare {
-        std::sync::Arc::new(formats::prepare)
+    /// How this node turns a claimed delivery into a signed request, signing Bud-dialect
+    /// bodies with `keys`.
+    pub fn prepare(&self, keys: Arc<SigningKeys>) -> crate::delivery::dispatcher::Prepare {
+        Arc::new(move |claim, now| formats::prepare(claim, now, &keys.current()))
     }
 
     /// Records an event in `tx` for every subscribed endpoint of `app`; the caller commits, and
@@ -419,9 +437,7 @@ impl Engine {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<(u64, u64), StoreError> {
-        let sent = formats::parse_dialect(&endpoint.dialect)
-            .map(formats::event_types)
-            .unwrap_or(&[]);
+        let sent = Dialect::parse(&endpoint.dialect).map_or(&[][..], Dialect::event_types);
         let filter = endpoint.event_types.clone();
         let counts = self
             .store

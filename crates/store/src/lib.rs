@@ -21,6 +21,7 @@ mod events;
 mod links;
 mod migrate;
 mod refresh;
+mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -39,6 +40,7 @@ pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
 pub use refresh::TaskView;
+pub use signing_keys::{NewSigningKey, StoredSigningKey};
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -25,8 +25,10 @@ macro_rules! migrations {
     };
 }
 
-const SQLITE: &[Migration] = migrations!("sqlite": 1 "init", 2 "webhooks", 3 "refresh");
-const POSTGRES: &[Migration] = migrations!("postgres": 1 "init", 2 "webhooks", 3 "refresh");
+const SQLITE: &[Migration] =
+    migrations!("sqlite": 1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys");
+const POSTGRES: &[Migration] =
+    migrations!("postgres": 1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS freshet_migrations (
     version BIGINT PRIMARY KEY NOT NULL,

@@ -82,7 +82,11 @@ impl TestDb {
                     .expect("create a test schema");
                 conn.close().await.ok();
                 let sep = if admin_url.contains('?') { '&' } else { '?' };
-                let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+                // The application name tags every connection to this schema, so the cleanup
+                // can end those a node under test left in a transaction.
+                let url = format!(
+                    "{admin_url}{sep}options=-c%20search_path%3D{schema}&application_name={schema}"
+                );
                 (url, Cleanup::Schema { admin_url, schema })
             }
         };
@@ -109,6 +113,15 @@ impl Drop for TestDb {
                     .build()?;
                 rt.block_on(async {
                     let mut conn = PgConnection::connect(&admin_url).await?;
+                    // A node dropped with the test may still hold a transaction, run by the
+                    // very runtime this drop blocks: end its connections rather than wait.
+                    let kill = format!(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
+                    );
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(kill))
+                        .execute(&mut conn)
+                        .await?;
                     let sql = format!("DROP SCHEMA IF EXISTS {name} CASCADE");
                     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                         .execute(&mut conn)

@@ -3,6 +3,7 @@
 mod disable;
 mod dispatcher;
 mod sender;
+mod signing_keys;
 
 /// Runs an async test body on SQLite and on PostgreSQL: `name::sqlite`, `name::postgres`.
 #[macro_export]

@@ -4,6 +4,7 @@ mod applications;
 mod customers;
 mod migrations;
 mod outbox;
+mod signing_keys;
 
 use freshet_store::testing::{Backend, TestDb};
 
@@ -55,4 +56,6 @@ on_both_stores!(
     outbox::a_lost_lease_does_not_overwrite,
     outbox::retry_and_replay,
     outbox::concurrent_claimers_never_share,
+    signing_keys::the_first_key_is_stored_once_under_concurrency,
+    signing_keys::rotation_keeps_old_keys_published_for_the_overlap,
 );
