@@ -410,6 +410,30 @@ impl Engine {
         Ok(event)
     }
 
+    /// Records several events of one customer in `tx` with one write of each kind (event
+    /// rows, delivery rows) rather than one per event.
+    pub async fn record_all(
+        &self,
+        tx: &mut Tx,
+        app: ApplicationId,
+        customer: Option<CustomerId>,
+        events: Vec<(EventType, EventData)>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut stored = Vec::with_capacity(events.len());
+        for (t, data) in &events {
+            stored.push((
+                new_event(app, customer, *t, data)?,
+                formats::dialects_sending(*t),
+            ));
+        }
+        let batch: Vec<(StoredEvent, Fanout<'_>)> = stored
+            .iter()
+            .map(|(e, dialects)| (e.clone(), Fanout::Subscribers { dialects }))
+            .collect();
+        tx.record_events(&batch).await?;
+        Ok(stored.into_iter().map(|(e, _)| e).collect())
+    }
+
     /// Sends an `endpoint.test` event to one endpoint of `app`, whatever it subscribes to;
     /// `None` when `app` has no such endpoint.
     pub async fn send_test(

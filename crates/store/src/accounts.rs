@@ -208,6 +208,17 @@ impl Tx {
         last_booked: Option<Date>,
     ) -> Result<u32> {
         let now = freshet_model::time::now();
+        if changes.is_empty() {
+            // Nothing changed: keep the sequence, move only the re-fetch point.
+            on_tx!(self, |conn| {
+                sqlx::query("UPDATE accounts SET last_booked_date = COALESCE($2, last_booked_date) WHERE id = $1")
+                    .bind(account.0)
+                    .bind(last_booked.map(ymd))
+                    .execute(&mut *conn)
+                    .await?;
+            });
+            return Ok(0);
+        }
         on_tx!(self, |conn| {
             let seq = sqlx::query(
                 "UPDATE accounts SET seq = seq + 1, last_booked_date = COALESCE($2, last_booked_date), \
@@ -219,26 +230,29 @@ impl Tx {
             .fetch_one(&mut *conn)
             .await?
             .i64("seq")?;
-            for t in &changes.added {
-                sqlx::query(concat!(
+            for chunk in changes.added.chunks(1_000) {
+                let mut q = sqlx::QueryBuilder::new(concat!(
                     "INSERT INTO transactions (",
                     txn_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $12)"
-                ))
-                .bind(TransactionId::new().0)
-                .bind(account.0)
-                .bind(&t.provider_id)
-                .bind(t.immutable_id)
-                .bind(t.status.as_str())
-                .bind(ymd(t.booking_date))
-                .bind(t.amount.to_string())
-                .bind(&t.currency)
-                .bind(&t.description)
-                .bind(false)
-                .bind(seq)
-                .bind(Ts(now))
-                .execute(&mut *conn)
-                .await?;
+                    ") "
+                ));
+                q.push_values(chunk, |mut row, t| {
+                    row.push_bind(TransactionId::new().0)
+                        .push_bind(account.0)
+                        .push_bind(&t.provider_id)
+                        .push_bind(t.immutable_id)
+                        .push_bind(t.status.as_str())
+                        .push_bind(ymd(t.booking_date))
+                        .push_bind(t.amount.to_string())
+                        .push_bind(&t.currency)
+                        .push_bind(&t.description)
+                        .push_bind(false)
+                        .push_bind(seq)
+                        .push_bind(seq)
+                        .push_bind(Ts(now))
+                        .push_bind(Ts(now));
+                });
+                q.build().execute(&mut *conn).await?;
             }
             for (id, t) in &changes.modified {
                 sqlx::query(

@@ -214,15 +214,14 @@ impl Tx {
         })
     }
 
-    /// Adds `n` new transactions of `account` to the sub-task's running count, in the same
+    /// Adds new transactions per account to the sub-task's running counts, in the same
     /// transaction as writing them, so a retried attempt still reports them.
     pub async fn count_new_transactions(
         &mut self,
         id: SubTaskId,
-        account: AccountId,
-        n: u32,
+        added: &[(AccountId, u32)],
     ) -> Result<()> {
-        if n == 0 {
+        if added.iter().all(|(_, n)| *n == 0) {
             return Ok(());
         }
         on_tx!(self, |conn| {
@@ -233,9 +232,11 @@ impl Tx {
             let mut counts: Value = row
                 .opt_json("new_transactions")?
                 .unwrap_or_else(|| json!({}));
-            let key = account.0.to_string();
-            let total = counts[&key].as_u64().unwrap_or(0) + u64::from(n);
-            counts[key] = json!(total);
+            for (account, n) in added.iter().filter(|(_, n)| *n > 0) {
+                let key = account.0.to_string();
+                let total = counts[&key].as_u64().unwrap_or(0) + u64::from(*n);
+                counts[key] = json!(total);
+            }
             sqlx::query("UPDATE refresh_subtasks SET new_transactions = $2, has_new_transactions = $3 WHERE id = $1")
                 .bind(id.0)
                 .bind(Json(&counts))
@@ -273,6 +274,21 @@ impl Tx {
             .await?;
             Ok(row.as_ref().map(sub_from_row).transpose()?)
         })
+    }
+
+    /// Marks a task running when its first sub-task starts.
+    pub async fn start_task(&mut self, task: TaskId) -> Result<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE refresh_tasks SET status = 'Running', updated_at = $2 \
+                 WHERE id = $1 AND status = 'Pending'",
+            )
+            .bind(task.0)
+            .bind(Ts(freshet_model::time::now()))
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Ends a task whose sub-tasks have all ended, once: returns it with its sub-tasks the
@@ -381,18 +397,6 @@ impl Store {
             let subs = rows.iter().map(sub_from_row).collect::<Result<_, _>>()?;
             Ok((token, subs))
         })
-    }
-
-    /// Marks a task running when its first sub-task starts.
-    pub async fn start_task_of(&self, task: TaskId) -> Result<()> {
-        on_pool!(self, write, |pool| {
-            sqlx::query("UPDATE refresh_tasks SET status = 'Running', updated_at = $2 WHERE id = $1 AND status = 'Pending'")
-                .bind(task.0)
-                .bind(Ts(freshet_model::time::now()))
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
     }
 
     /// Lets every running sub-task be claimed again at once: for a single node (SQLite)

@@ -206,6 +206,24 @@ impl Refresher {
             .map(|_| ())
     }
 
+    /// Records several events of one customer in `tx`, in one write.
+    async fn record_all(
+        &self,
+        tx: &mut Tx,
+        app: ApplicationId,
+        customer: CustomerId,
+        events: Vec<(EventType, EventData)>,
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .engine
+            .record_all(tx, app, Some(customer), events)
+            .await
+            .map(|_| ())
+    }
+
     fn delivered(&self) {
         self.inner.engine.wake_dispatcher();
     }

@@ -18,7 +18,7 @@ use freshet_model::{
         TransactionsNew,
     },
     reconcile::{self, TxnStatus},
-    refresh::{Balance, BankTokens, Consent, SubTask},
+    refresh::{AccountId, Balance, BankTokens, Consent, SubTask},
 };
 use freshet_store::{FoundAccount, StoreError};
 use tokio::sync::Semaphore;
@@ -72,6 +72,9 @@ pub async fn run(r: Refresher, stop: CancellationToken) {
                         tokio::spawn(async move {
                             run_one(&r, sub, &token).await;
                             drop(permit);
+                            // A free slot: claim the next waiting sub-task now, not at the
+                            // next poll.
+                            r.inner.wake.notify_one();
                         });
                     }
                 }
@@ -94,12 +97,7 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
         )))
     } else {
         match r.store().consent(sub.consent_id).await {
-            Ok(Some(consent)) => {
-                if let Err(e) = r.store().start_task_of(sub.task_id).await {
-                    tracing::warn!(error = %e, "marking the task running failed");
-                }
-                fetch(r, &sub, token, &consent).await
-            }
+            Ok(Some(consent)) => fetch(r, &sub, token, &consent).await,
             Ok(None) => Err(Stop::Bank(BankError::new(
                 ResultCode::ConsentNotFound,
                 "the consent is gone",
@@ -107,21 +105,24 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
             Err(e) => Err(e.into()),
         }
     };
-    let result = match outcome {
-        Ok(()) => Ok(None),
-        Err(Stop::Bank(e)) => Ok(Some(e)),
-        Err(Stop::Internal(why)) => Err(why),
+    let (found, failure) = match outcome {
+        Ok(found) => (found, None),
+        Err(Stop::Bank(e)) => (Vec::new(), Some(e)),
+        Err(Stop::Internal(why)) => {
+            tracing::warn!(sub_task = %sub.id, %why, "the sub-task stopped; it will be retried when its claim expires");
+            return;
+        }
     };
-    match result {
-        Ok(failure) => {
-            if let Err(e) = finish(r, &sub, token, failure).await {
-                tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
-            }
-        }
-        Err(why) => {
-            tracing::warn!(sub_task = %sub.id, %why, "the sub-task stopped; it will be retried when its claim expires")
-        }
+    if let Err(e) = finish(r, &sub, token, &found, failure).await {
+        tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
     }
+}
+
+/// One account's reconciled transactions, fetched and not yet written.
+struct Found {
+    account: AccountId,
+    changes: reconcile::Changes,
+    last_booked: Option<time::Date>,
 }
 
 fn bank_err(e: BankError) -> Stop {
@@ -162,7 +163,14 @@ async fn tokens(
     Ok(renewed)
 }
 
-async fn fetch(r: &Refresher, sub: &SubTask, token: &str, consent: &Consent) -> Result<(), Stop> {
+/// Everything the bank has for the sub-task, in two writes: the accounts (with both interim
+/// stages) as soon as they are known, then — in [`finish`] — the transactions with the end.
+async fn fetch(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    consent: &Consent,
+) -> Result<Vec<Found>, Stop> {
     if consent.status != ConsentStatus::Authorised {
         let code = match consent.status {
             ConsentStatus::Expired => ResultCode::ConnectionExpired,
@@ -185,22 +193,91 @@ async fn fetch(r: &Refresher, sub: &SubTask, token: &str, consent: &Consent) -> 
         access_token: &tokens.access_token,
         customer_ip: sub.customer_ip.as_deref(),
     };
-    let found = connector.accounts(&session).await.map_err(bank_err)?;
-    progress(r, sub, token, consent, provider, RefreshStage::LoginSuccess).await?;
-
-    let mut with_balances = Vec::with_capacity(found.len());
-    for a in &found {
+    let listed = connector.accounts(&session).await.map_err(bank_err)?;
+    let mut with_balances = Vec::with_capacity(listed.len());
+    for a in &listed {
         let balances = connector
             .balances(&session, &a.id)
             .await
             .map_err(bank_err)?;
         with_balances.push(found_account(a, balances));
     }
+    let ids = summary(r, sub, token, consent, provider, &with_balances).await?;
+
+    let today = freshet_model::time::now().date();
+    let history_start = today - time::Duration::days(r.inner.config.history_days);
     let held = r.store().consent_accounts(consent.id).await?;
+    let mut found = Vec::with_capacity(ids.len());
+    let mut renewed = std::time::Instant::now();
+    for (bank_account, id) in listed.iter().zip(&ids) {
+        let last_booked = held
+            .iter()
+            .find(|h| h.id == *id)
+            .and_then(|h| h.last_booked_date);
+        let from = sub.window_from.unwrap_or_else(|| {
+            reconcile::refetch_from(
+                last_booked,
+                time::Duration::days(r.inner.config.margin_days),
+                history_start,
+            )
+        });
+        let to = sub.window_to.unwrap_or(today);
+        let fetched = connector
+            .transactions(&session, &bank_account.id, from, to)
+            .await
+            .map_err(bank_err)?;
+        let known = r.store().known_transactions(*id, from).await?;
+        let newest_booked = fetched
+            .iter()
+            .filter(|t| t.status == TxnStatus::Booked)
+            .map(|t| t.booking_date)
+            .max();
+        found.push(Found {
+            account: *id,
+            changes: reconcile::reconcile(&known, &fetched),
+            last_booked: newest_booked.max(last_booked),
+        });
+        // A bank slow enough to use a third of the lease gets the claim renewed.
+        if renewed.elapsed() > r.inner.config.lease / 3 {
+            if !r
+                .store()
+                .extend_subtask_lease(sub.id, token, r.inner.config.lease)
+                .await?
+            {
+                return Err(Stop::Internal("the claim was lost".into()));
+            }
+            renewed = std::time::Instant::now();
+        }
+    }
+    Ok(found)
+}
+
+/// Stores the accounts found and reports both interim stages, in one transaction.
+async fn summary(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    consent: &Consent,
+    provider: &Provider,
+    accounts: &[FoundAccount],
+) -> Result<Vec<AccountId>, Stop> {
+    let held = r.store().consent_accounts(consent.id).await?;
+    let customer = r
+        .store()
+        .get_customer(sub.application_id, sub.customer_id)
+        .await?;
+    let link = r.store().link(consent.link_id).await?;
+    let (Some(customer), Some(link)) = (customer, link) else {
+        return Err(Stop::Bank(BankError::new(
+            ResultCode::ConsentNotFound,
+            "the customer or link is gone",
+        )));
+    };
     let mut tx = r.store().begin().await?;
+    tx.start_task(sub.task_id).await?;
     let mut ids = Vec::new();
     let mut changes = Vec::new();
-    for a in &with_balances {
+    for a in accounts {
         let (id, new) = tx
             .upsert_account(
                 consent.application_id,
@@ -229,59 +306,36 @@ async fn fetch(r: &Refresher, sub: &SubTask, token: &str, consent: &Consent) -> 
         });
     }
     tx.set_subtask_accounts(sub.id, &ids, &changes).await?;
-    tx.commit().await?;
-    progress(
-        r,
-        sub,
-        token,
-        consent,
-        provider,
+    let mut running = sub.clone();
+    running.status = TaskStatus::Running;
+    running.account_ids = ids.clone();
+    let mut events = Vec::new();
+    for stage in [
+        RefreshStage::LoginSuccess,
         RefreshStage::AccountSummaryReceived,
-    )
-    .await?;
-
-    let today = freshet_model::time::now().date();
-    let history_start = today - time::Duration::days(r.inner.config.history_days);
-    let held = r.store().consent_accounts(consent.id).await?;
-    for (bank_account, id) in found.iter().zip(&ids) {
-        let last_booked = held
-            .iter()
-            .find(|h| h.id == *id)
-            .and_then(|h| h.last_booked_date);
-        let from = sub.window_from.unwrap_or_else(|| {
-            reconcile::refetch_from(
-                last_booked,
-                time::Duration::days(r.inner.config.margin_days),
-                history_start,
-            )
-        });
-        let to = sub.window_to.unwrap_or(today);
-        let fetched = connector
-            .transactions(&session, &bank_account.id, from, to)
-            .await
-            .map_err(bank_err)?;
-        let known = r.store().known_transactions(*id, from).await?;
-        let changes = reconcile::reconcile(&known, &fetched);
-        let newest_booked = fetched
-            .iter()
-            .filter(|t| t.status == TxnStatus::Booked)
-            .map(|t| t.booking_date)
-            .max();
-        let mut tx = r.store().begin().await?;
-        let added = tx
-            .apply_changes(*id, &changes, newest_booked.max(last_booked))
-            .await?;
-        tx.count_new_transactions(sub.id, *id, added).await?;
-        tx.commit().await?;
-        if !r
-            .store()
-            .extend_subtask_lease(sub.id, token, r.inner.config.lease)
-            .await?
-        {
-            return Err(Stop::Internal("the claim was lost".into()));
+    ] {
+        if !tx.reach_stage(sub.id, token, stage).await? {
+            continue;
         }
+        let data = EventData::RefreshProgress(RefreshProgress {
+            customer: snapshots::customer(&customer),
+            task_id: sub.task_id.to_string(),
+            trigger: sub.trigger,
+            stage,
+            sub_task: snapshots::sub_task(
+                &running,
+                snapshots::provider(provider),
+                snapshots::link(&link),
+                consent,
+            ),
+        });
+        events.push((EventType::RefreshProgress, data));
     }
-    Ok(())
+    r.record_all(&mut tx, sub.application_id, sub.customer_id, events)
+        .await?;
+    tx.commit().await?;
+    r.delivered();
+    Ok(ids)
 }
 
 fn found_account(a: &BankAccount, balances: Vec<freshet_banks::BankBalance>) -> FoundAccount {
@@ -303,63 +357,13 @@ fn found_account(a: &BankAccount, balances: Vec<freshet_banks::BankBalance>) -> 
     }
 }
 
-/// Reports an interim stage, once per sub-task.
-async fn progress(
-    r: &Refresher,
-    sub: &SubTask,
-    token: &str,
-    consent: &Consent,
-    provider: &Provider,
-    stage: RefreshStage,
-) -> Result<(), Stop> {
-    let customer = r
-        .store()
-        .get_customer(sub.application_id, sub.customer_id)
-        .await?;
-    let link = r.store().link(consent.link_id).await?;
-    let (Some(customer), Some(link)) = (customer, link) else {
-        return Err(Stop::Bank(BankError::new(
-            ResultCode::ConsentNotFound,
-            "the customer or link is gone",
-        )));
-    };
-    let mut tx = r.store().begin().await?;
-    if !tx.reach_stage(sub.id, token, stage).await? {
-        return Ok(());
-    }
-    let mut running = sub.clone();
-    running.status = TaskStatus::Running;
-    let data = EventData::RefreshProgress(RefreshProgress {
-        customer: snapshots::customer(&customer),
-        task_id: sub.task_id.to_string(),
-        trigger: sub.trigger,
-        stage,
-        sub_task: snapshots::sub_task(
-            &running,
-            snapshots::provider(provider),
-            snapshots::link(&link),
-            consent,
-        ),
-    });
-    r.record(
-        &mut tx,
-        sub.application_id,
-        sub.customer_id,
-        EventType::RefreshProgress,
-        data,
-    )
-    .await?;
-    tx.commit().await?;
-    r.delivered();
-    Ok(())
-}
-
 /// Ends the sub-task with its events, and its task with `refresh.completed` when it was the
 /// last: one transaction, conditional on still holding the claim.
 async fn finish(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
+    found: &[Found],
     failure: Option<BankError>,
 ) -> Result<(), StoreError> {
     let store = r.store();
@@ -383,6 +387,15 @@ async fn finish(
     };
     let now = freshet_model::time::now();
     let mut tx = store.begin().await?;
+    let mut added = Vec::with_capacity(found.len());
+    for f in found {
+        added.push((
+            f.account,
+            tx.apply_changes(f.account, &f.changes, f.last_booked)
+                .await?,
+        ));
+    }
+    tx.count_new_transactions(sub.id, &added).await?;
     let Some(ended) = tx
         .finish_subtask(sub.id, token, status, result, reconnect)
         .await?
@@ -481,9 +494,6 @@ async fn finish(
             ));
         }
     }
-    for (t, d) in events {
-        r.record(&mut tx, app, sub.customer_id, t, d).await?;
-    }
     if let Some((task, subs)) = tx.finish_task_if_done(sub.task_id).await? {
         let mut snaps = Vec::new();
         for s in &subs {
@@ -517,15 +527,9 @@ async fn finish(
             has_new_transactions: task.has_new_transactions,
             sub_tasks: snaps,
         });
-        r.record(
-            &mut tx,
-            app,
-            sub.customer_id,
-            EventType::RefreshCompleted,
-            data,
-        )
-        .await?;
+        events.push((EventType::RefreshCompleted, data));
     }
+    r.record_all(&mut tx, app, sub.customer_id, events).await?;
     tx.commit().await?;
     r.delivered();
     Ok(())
