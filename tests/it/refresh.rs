@@ -729,3 +729,91 @@ async fn links_refuse_what_cannot_work() {
     })
     .await;
 }
+
+/// Three nodes on one PostgreSQL database, each running the scheduler every second: every
+/// consent's first import is scheduled once and run once, whichever node takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_on_postgres_refresh_each_consent_once() {
+    use freshet::server::Server;
+    use freshet_store::testing::TestDb;
+
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let node = |sandbox_url: Option<String>| {
+        let mut config = Config::new(db.url.clone());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.admin_token = Some(crate::support::ADMIN_TOKEN.to_string().into());
+        config.refresh_tick = Duration::from_secs(1);
+        if let Some(url) = sandbox_url {
+            // One sandbox bank for all: the first node's.
+            config.sandbox = false;
+            config.sandbox_url = Some(url);
+        }
+        Server::start(config)
+    };
+    let first = node(None).await.unwrap();
+    let base = format!("http://{}", first.addr());
+    let others = [
+        node(Some(format!("{base}/sandbox"))).await.unwrap(),
+        node(Some(format!("{base}/sandbox"))).await.unwrap(),
+    ];
+    let app = TestApp {
+        base: base.clone(),
+        http: reqwest::Client::new(),
+        server: None,
+        db,
+    };
+    let c = client(&app).await;
+    let banks = ["natwest", "lloyds", "tatrabanka", "slsp"];
+    let mut consents = Vec::new();
+    for i in 0..12 {
+        let customer = app
+            .new_customer(&c.key, json!({"external_id": format!("n-{i}")}))
+            .await;
+        let consent = c
+            .connect(
+                customer["id"].as_str().unwrap(),
+                banks[i % banks.len()],
+                json!({}),
+            )
+            .await;
+        consents.push(consent["id"].as_str().unwrap().to_string());
+    }
+    for _ in 0..200 {
+        if c.events("refresh.completed").await.len() >= consents.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Three more scheduler passes on every node: nothing is scheduled twice.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let done = c.events("refresh.completed").await;
+    assert_eq!(done.len(), consents.len(), "one import per consent");
+    let mut seen: Vec<String> = done
+        .iter()
+        .map(|e| {
+            e["data"]["sub_tasks"][0]["consent_ids"][0]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    seen.sort();
+    let mut want = consents.clone();
+    want.sort();
+    assert_eq!(seen, want, "every consent, once");
+    for e in &done {
+        let task = e["data"]["task_id"].as_str().unwrap();
+        let (_, t) = c
+            .call(Method::GET, &format!("/v1/refresh-tasks/{task}"), None)
+            .await;
+        assert_eq!(t["status"], "Completed", "{t}");
+        assert_eq!(t["trigger"], "scheduled");
+        assert_eq!(t["sub_tasks"][0]["attempts"], 1, "claimed by one node: {t}");
+    }
+    for n in others {
+        n.shutdown().await.unwrap();
+    }
+    first.shutdown().await.unwrap();
+}
