@@ -62,28 +62,41 @@ impl<'a> Call<'a> {
         original: &OriginalUri,
         uri: &Uri,
     ) -> Result<Self, Response> {
-        let bank = web::bank_speaking(bank, Standard::BerlinGroup)?;
-        let request_id = header(headers, "x-request-id")
-            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
-            .ok_or_else(|| {
-                fail(
-                    StatusCode::BAD_REQUEST,
-                    "FORMAT_ERROR",
-                    "X-Request-ID must be a UUID",
-                )
-            })?
-            .to_string();
-        if let Some(resp) = web::fault(sb, bank).await {
-            return Err(resp);
-        }
-        let root = web::root_url(sb, headers, original, uri);
+        let request_id = |h: &HeaderMap| {
+            header(h, "x-request-id")
+                .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+                .map(str::to_string)
+        };
+        let check = |h: &HeaderMap| match request_id(h) {
+            Some(_) => Ok(()),
+            None => Err(fail(
+                StatusCode::BAD_REQUEST,
+                "FORMAT_ERROR",
+                "X-Request-ID must be a UUID",
+            )),
+        };
+        let web::Call {
+            sb,
+            bank,
+            headers,
+            root,
+            self_url,
+        } = web::Call::start(
+            sb,
+            bank,
+            Standard::BerlinGroup,
+            headers,
+            (original, uri),
+            check,
+        )
+        .await?;
         Ok(Self {
             sb,
             bank,
             headers,
-            request_id,
-            self_url: web::self_url(&root, uri),
+            request_id: request_id(headers).unwrap_or_default(),
             root,
+            self_url,
         })
     }
 
@@ -338,7 +351,7 @@ async fn accounts(
 }
 
 fn find<'a>(accounts: &'a [Account], id: &str) -> Result<&'a Account, Response> {
-    accounts.iter().find(|a| a.id == id).ok_or_else(|| {
+    web::find_account(accounts, id, || {
         fail(
             StatusCode::NOT_FOUND,
             "RESOURCE_UNKNOWN",
@@ -400,19 +413,8 @@ async fn transactions(
             );
         }
     };
-    let date = |key: &str| -> Result<Option<time::Date>, Response> {
-        q.get(key)
-            .map(|d| {
-                time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|_| {
-                        fail(
-                            StatusCode::BAD_REQUEST,
-                            "FORMAT_ERROR",
-                            &format!("{key} must be a date (YYYY-MM-DD)"),
-                        )
-                    })
-            })
-            .transpose()
+    let date = |key: &str| {
+        web::query_date(&q, key).map_err(|why| fail(StatusCode::BAD_REQUEST, "FORMAT_ERROR", &why))
     };
     let from = tri!(date("dateFrom"));
     let to = tri!(date("dateTo"));

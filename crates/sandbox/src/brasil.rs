@@ -79,17 +79,27 @@ impl<'a> Call<'a> {
         original: &OriginalUri,
         uri: &Uri,
     ) -> Result<Self, Response> {
-        let bank = web::bank_speaking(bank, Standard::OpenFinanceBrasil)?;
-        if let Some(resp) = web::fault(sb, bank).await {
-            return Err(resp);
-        }
-        let root = web::root_url(sb, headers, original, uri);
+        let web::Call {
+            sb,
+            bank,
+            headers,
+            root,
+            self_url,
+        } = web::Call::start(
+            sb,
+            bank,
+            Standard::OpenFinanceBrasil,
+            headers,
+            (original, uri),
+            |_| Ok(()),
+        )
+        .await?;
         Ok(Self {
             sb,
             bank,
             headers,
-            self_url: web::self_url(&root, uri),
             root,
+            self_url,
         })
     }
 
@@ -363,7 +373,7 @@ async fn accounts(
 }
 
 fn find<'a>(accounts: &'a [Account], id: &str) -> Result<&'a Account, Response> {
-    accounts.iter().find(|a| a.id == id).ok_or_else(|| {
+    web::find_account(accounts, id, || {
         fail(
             StatusCode::NOT_FOUND,
             "RECURSO_NAO_ENCONTRADO",
@@ -409,19 +419,9 @@ async fn transactions(
 ) -> Response {
     let call = tri!(Call::start(&sb, &bank, &headers, &original, &uri).await);
     let (page, size) = tri!(page_params(&q));
-    let date = |key: &str| -> Result<Option<time::Date>, Response> {
-        q.get(key)
-            .map(|d| {
-                time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
-                    .map_err(|_| {
-                        fail(
-                            StatusCode::UNPROCESSABLE_ENTITY,
-                            "PARAMETRO_INVALIDO",
-                            &format!("{key} must be a date (YYYY-MM-DD)"),
-                        )
-                    })
-            })
-            .transpose()
+    let date = |key: &str| {
+        web::query_date(&q, key)
+            .map_err(|why| fail(StatusCode::UNPROCESSABLE_ENTITY, "PARAMETRO_INVALIDO", &why))
     };
     let from = tri!(date("fromBookingDate"));
     let to = tri!(date("toBookingDate"));

@@ -110,17 +110,22 @@ impl<'a> Call<'a> {
         original: &OriginalUri,
         uri: &Uri,
     ) -> Result<Self, Response> {
-        let bank = web::bank_speaking(bank, Standard::Obie)?;
-        if let Some(resp) = web::fault(sb, bank).await {
-            return Err(resp);
-        }
-        let root = web::root_url(sb, headers, original, uri);
+        let web::Call {
+            sb,
+            bank,
+            headers,
+            root,
+            self_url,
+        } = web::Call::start(sb, bank, Standard::Obie, headers, (original, uri), |_| {
+            Ok(())
+        })
+        .await?;
         Ok(Self {
             sb,
             bank,
             headers,
-            self_url: web::self_url(&root, uri),
             root,
+            self_url,
         })
     }
 

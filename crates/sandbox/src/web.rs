@@ -17,6 +17,67 @@ use crate::{
     catalogue::{Bank, Standard, bank},
 };
 
+/// What every standard's handler starts from: the bank, the URLs to answer with, and the
+/// bank's injected fault already applied.
+pub struct Call<'a> {
+    pub sb: &'a Sandbox,
+    pub bank: &'static Bank,
+    pub headers: &'a HeaderMap,
+    /// The sandbox's root URL as the caller reached it.
+    pub root: String,
+    /// This request's own URL, for self links.
+    pub self_url: String,
+}
+
+impl<'a> Call<'a> {
+    /// The bank `bank_id` speaking `standard`, after `check` accepts the request's headers
+    /// and the bank's fault, if any, has had its turn.
+    pub async fn start(
+        sb: &'a Sandbox,
+        bank_id: &str,
+        standard: Standard,
+        headers: &'a HeaderMap,
+        (original, uri): (&OriginalUri, &Uri),
+        check: impl FnOnce(&HeaderMap) -> Result<(), Response>,
+    ) -> Result<Self, Response> {
+        let bank = bank_speaking(bank_id, standard)?;
+        check(headers)?;
+        if let Some(resp) = fault(sb, bank).await {
+            return Err(resp);
+        }
+        let root = root_url(sb, headers, original, uri);
+        Ok(Self {
+            sb,
+            bank,
+            headers,
+            self_url: self_url(&root, uri),
+            root,
+        })
+    }
+}
+
+/// An account of the consent by the bank's id, or `missing`'s answer.
+pub fn find_account<'a>(
+    accounts: &'a [crate::data::Account],
+    id: &str,
+    missing: impl FnOnce() -> Response,
+) -> Result<&'a crate::data::Account, Response> {
+    accounts.iter().find(|a| a.id == id).ok_or_else(missing)
+}
+
+/// A `YYYY-MM-DD` query parameter; `Err` names the parameter when it does not parse.
+pub fn query_date(
+    q: &std::collections::HashMap<String, String>,
+    key: &str,
+) -> Result<Option<time::Date>, String> {
+    q.get(key)
+        .map(|d| {
+            time::Date::parse(d, format_description!("[year]-[month]-[day]"))
+                .map_err(|_| format!("{key} must be a date (YYYY-MM-DD)"))
+        })
+        .transpose()
+}
+
 /// The bank `id`, when it speaks `standard`; the other banks do not have this route.
 pub fn bank_speaking(id: &str, standard: Standard) -> Result<&'static Bank, Response> {
     bank(id)
