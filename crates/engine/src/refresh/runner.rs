@@ -11,14 +11,14 @@ use std::{collections::HashMap, sync::Arc};
 
 use freshet_banks::{BankAccount, BankError, Connector, Provider, Session};
 use freshet_model::{
-    ConsentStatus, EventType, ResultCode,
+    ConsentStatus, Customer, EventType, ResultCode,
     events::{
         AccountChange, AccountChangeKind, AccountNewTransactions, AccountsUpdated, EventData,
         ProviderCompleted, RefreshCompleted, RefreshProgress, RefreshStage, TaskStatus,
         TransactionsNew,
     },
     reconcile::{self, TxnStatus},
-    refresh::{AccountId, Balance, BankTokens, Consent, SubTask},
+    refresh::{AccountId, Balance, BankTokens, Consent, Link, SubTask},
 };
 use freshet_store::{FoundAccount, StoreError};
 use tokio::sync::Semaphore;
@@ -90,20 +90,22 @@ pub async fn run(r: Refresher, stop: CancellationToken) {
 }
 
 async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
+    let subject = match subject(r, &sub).await {
+        Ok(Some(s)) => s,
+        // Deleting a customer or consent deletes its sub-tasks too: nothing is left to end.
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(sub_task = %sub.id, error = %e, "reading the sub-task's consent failed; it will be retried");
+            return;
+        }
+    };
     let outcome = if sub.attempts > r.inner.config.max_attempts {
         Err(Stop::Bank(BankError::new(
             ResultCode::InternalError,
             "the sub-task was interrupted too many times",
         )))
     } else {
-        match r.store().consent(sub.consent_id).await {
-            Ok(Some(consent)) => fetch(r, &sub, token, &consent).await,
-            Ok(None) => Err(Stop::Bank(BankError::new(
-                ResultCode::ConsentNotFound,
-                "the consent is gone",
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        fetch(r, &sub, token, &subject).await
     };
     let (found, failure) = match outcome {
         Ok(found) => (found, None),
@@ -113,9 +115,32 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
             return;
         }
     };
-    if let Err(e) = finish(r, &sub, token, &found, failure).await {
+    if let Err(e) = finish(r, &sub, token, &subject, &found, failure).await {
         tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
     }
+}
+
+/// What a sub-task is about, read once per attempt: its events carry snapshots of all three.
+struct Subject {
+    consent: Consent,
+    customer: Customer,
+    link: Link,
+}
+
+async fn subject(r: &Refresher, sub: &SubTask) -> Result<Option<Subject>, StoreError> {
+    let Some(consent) = r.store().consent(sub.consent_id).await? else {
+        return Ok(None);
+    };
+    let customer = r
+        .store()
+        .get_customer(sub.application_id, sub.customer_id)
+        .await?;
+    let link = r.store().link(consent.link_id).await?;
+    Ok(customer.zip(link).map(|(customer, link)| Subject {
+        consent,
+        customer,
+        link,
+    }))
 }
 
 /// One account's reconciled transactions, fetched and not yet written.
@@ -169,8 +194,9 @@ async fn fetch(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
-    consent: &Consent,
+    subject: &Subject,
 ) -> Result<Vec<Found>, Stop> {
+    let consent = &subject.consent;
     if consent.status != ConsentStatus::Authorised {
         let code = match consent.status {
             ConsentStatus::Expired => ResultCode::ConnectionExpired,
@@ -202,11 +228,11 @@ async fn fetch(
             .map_err(bank_err)?;
         with_balances.push(found_account(a, balances));
     }
-    let ids = summary(r, sub, token, consent, provider, &with_balances).await?;
+    let held = r.store().consent_accounts(consent.id).await?;
+    let ids = summary(r, sub, token, subject, provider, &with_balances, &held).await?;
 
     let today = freshet_model::time::now().date();
     let history_start = today - time::Duration::days(r.inner.config.history_days);
-    let held = r.store().consent_accounts(consent.id).await?;
     let mut found = Vec::with_capacity(ids.len());
     let mut renewed = std::time::Instant::now();
     for (bank_account, id) in listed.iter().zip(&ids) {
@@ -257,22 +283,16 @@ async fn summary(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
-    consent: &Consent,
+    subject: &Subject,
     provider: &Provider,
     accounts: &[FoundAccount],
+    held: &[freshet_model::refresh::Account],
 ) -> Result<Vec<AccountId>, Stop> {
-    let held = r.store().consent_accounts(consent.id).await?;
-    let customer = r
-        .store()
-        .get_customer(sub.application_id, sub.customer_id)
-        .await?;
-    let link = r.store().link(consent.link_id).await?;
-    let (Some(customer), Some(link)) = (customer, link) else {
-        return Err(Stop::Bank(BankError::new(
-            ResultCode::ConsentNotFound,
-            "the customer or link is gone",
-        )));
-    };
+    let Subject {
+        consent,
+        customer,
+        link,
+    } = subject;
     let mut tx = r.store().begin().await?;
     tx.start_task(sub.task_id).await?;
     let mut ids = Vec::new();
@@ -318,14 +338,14 @@ async fn summary(
             continue;
         }
         let data = EventData::RefreshProgress(RefreshProgress {
-            customer: snapshots::customer(&customer),
+            customer: snapshots::customer(customer),
             task_id: sub.task_id.to_string(),
             trigger: sub.trigger,
             stage,
             sub_task: snapshots::sub_task(
                 &running,
                 snapshots::provider(provider),
-                snapshots::link(&link),
+                snapshots::link(link),
                 consent,
             ),
         });
@@ -363,20 +383,16 @@ async fn finish(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
+    subject: &Subject,
     found: &[Found],
     failure: Option<BankError>,
 ) -> Result<(), StoreError> {
     let store = r.store();
-    let Some(consent) = store.consent(sub.consent_id).await? else {
-        return Ok(());
-    };
-    let customer = store
-        .get_customer(sub.application_id, sub.customer_id)
-        .await?;
-    let link = store.link(consent.link_id).await?;
-    let (Some(customer), Some(link)) = (customer, link) else {
-        return Ok(());
-    };
+    let Subject {
+        consent,
+        customer,
+        link,
+    } = subject;
     let provider = r.bank(&sub.provider_id).map_or_else(
         || snapshots::unknown_provider(&sub.provider_id),
         |(p, _)| snapshots::provider(p),
@@ -416,8 +432,8 @@ async fn finish(
         };
         tx.refreshed_consent(consent.id, next).await?;
     }
-    let customer_snap = snapshots::customer(&customer);
-    let link_snap = snapshots::link(&link);
+    let customer_snap = snapshots::customer(customer);
+    let link_snap = snapshots::link(link);
     let snapshot = snapshots::sub_task(&ended, provider.clone(), link_snap.clone(), &consent_now);
     let app = sub.application_id;
     let record = |t, d| (t, d);
