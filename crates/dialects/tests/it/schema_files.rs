@@ -188,3 +188,52 @@ fn find_refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
         _ => {}
     }
 }
+
+/// The example messages in `docs/dialects/<dialect>.md` (its `json` blocks) are messages the
+/// dialect sends: each validates against one of the dialect's schemas, so the pages cannot
+/// drift from what freshet sends.
+#[test]
+fn every_example_in_the_dialect_pages_validates() {
+    let schemas = load_all();
+    let docs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/dialects");
+    for dialect in Dialect::ALL {
+        let page = format!("{}.md", dialect.name());
+        let text = std::fs::read_to_string(docs.join(&page))
+            .unwrap_or_else(|e| panic!("docs/dialects/{page}: {e}"));
+        let examples = json_blocks(&text);
+        assert!(!examples.is_empty(), "{page} shows no example");
+        let prefix = format!("{}/", dialect.name());
+        for (line, block) in examples {
+            let value: Value = serde_json::from_str(&block)
+                .unwrap_or_else(|e| panic!("{page}:{line}: not JSON: {e}"));
+            let errors: Vec<(&str, Vec<String>)> = schemas
+                .iter()
+                .filter(|(n, _)| n.starts_with(&prefix))
+                .map(|(n, s)| (*n, s.check(&value)))
+                .collect();
+            assert!(
+                errors.iter().any(|(_, e)| e.is_empty()),
+                "{page}:{line}: the example validates against none of {prefix}*: {errors:#?}"
+            );
+        }
+    }
+}
+
+/// Each fenced `json` block with the line it starts on.
+fn json_blocks(markdown: &str) -> Vec<(usize, String)> {
+    let mut blocks = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in markdown.lines().enumerate() {
+        match (&mut current, line.trim_end()) {
+            (None, "```json") => current = Some((i + 1, String::new())),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some((_, text)), l) => {
+                text.push_str(l);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(current.is_none(), "an unclosed json block");
+    blocks
+}
