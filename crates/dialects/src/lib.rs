@@ -8,7 +8,8 @@
 //! engine supplies the time and keys, and adds the Standard Webhooks headers over
 //! [`Rendered::body`] for every dialect.
 //!
-//! DESIGN.md section 3 is the contract; `docs/dialects.md` describes each mapping.
+//! DESIGN.md section 3 is the contract; `docs/dialects/` describes each mapping, one page per
+//! dialect, and `schemas/` holds a JSON Schema for each message a dialect sends.
 
 #![forbid(unsafe_code)]
 

@@ -1,10 +1,16 @@
 //! The dialects against the seeds: every fixture in `tests/fixtures/` (copied from the seeds'
 //! own examples) is rendered from the canonical event the seed describes and compared field for
-//! field; plus the signatures and refusals each dialect's receiver relies on.
+//! field; plus the signatures and refusals each dialect's receiver relies on, and every message
+//! checked against the JSON Schema kept for it in `crates/dialects/schemas/`.
 
 mod bud;
+mod catalogue;
+mod conformance;
 mod klavi;
+mod mutations;
 mod refusals;
+mod schema;
+mod schema_files;
 mod standard;
 mod support;
 mod tatra;
