@@ -11,6 +11,7 @@ use freshet_engine::{
         dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure},
         sender::Sender,
     },
+    products::{Products, ProductsConfig},
     recorder::Handoff,
     refresh::{RefreshConfig, Refresher},
     signing_keys::{self, SigningKeys},
@@ -33,6 +34,7 @@ pub struct Server {
     serving: Option<JoinHandle<std::io::Result<()>>>,
     dispatching: Option<JoinHandle<()>>,
     refreshing: Option<JoinHandle<()>>,
+    generating: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -95,11 +97,21 @@ impl Server {
                 ..Default::default()
             },
         );
+        let products = Products::new(
+            engine.clone(),
+            refresher.clone(),
+            policy.clone(),
+            ProductsConfig {
+                node: config.node_name.clone(),
+                ..Default::default()
+            },
+        );
         let state = AppState {
             store: store.clone(),
             engine: engine.clone(),
             endpoints: Endpoints::new(store.clone(), policy.clone()),
             refresher: refresher.clone(),
+            products: products.clone(),
             signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
@@ -143,6 +155,7 @@ impl Server {
         );
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let refreshing = refresher.spawn(stop.clone());
+        let generating = products.spawn(stop.clone());
         let serving = tokio::spawn(
             axum::serve(listener, app)
                 .with_graceful_shutdown(stop.clone().cancelled_owned())
@@ -156,6 +169,7 @@ impl Server {
             serving: Some(serving),
             dispatching: Some(dispatching),
             refreshing: Some(refreshing),
+            generating: Some(generating),
             grace: config.shutdown_grace,
         })
     }
@@ -172,6 +186,7 @@ impl Server {
         let serving = self.serving.take();
         let dispatching = self.dispatching.take();
         let refreshing = self.refreshing.take();
+        let generating = self.generating.take();
         let drained = tokio::time::timeout(self.grace, async {
             let served = match serving {
                 Some(s) => s
@@ -185,6 +200,9 @@ impl Server {
             }
             if let Some(r) = refreshing {
                 r.await.context("the refresh engine failed")?;
+            }
+            if let Some(g) = generating {
+                g.await.context("the products engine failed")?;
             }
             served
         })

@@ -8,6 +8,7 @@ mod customers;
 mod dialects;
 mod lifecycle;
 mod logs;
+mod products;
 mod refresh;
 mod sandbox;
 mod support;

@@ -16,6 +16,7 @@ pub mod extract;
 mod health;
 mod links;
 pub mod problem;
+mod products;
 mod refresh;
 mod signing_keys;
 mod state;
@@ -102,6 +103,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(endpoints::router())
         .merge(links::router())
         .merge(refresh::router())
+        .merge(products::router())
         .merge(accounts::router())
         .merge(signing_keys::router())
         .split_for_parts()

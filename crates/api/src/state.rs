@@ -1,6 +1,8 @@
 //! What every handler can reach.
 
-use freshet_engine::{Engine, refresh::Refresher, signing_keys::SigningKeys, webhooks::Endpoints};
+use freshet_engine::{
+    Engine, products::Products, refresh::Refresher, signing_keys::SigningKeys, webhooks::Endpoints,
+};
 use std::sync::Arc;
 
 use freshet_store::Store;
@@ -15,6 +17,8 @@ pub struct AppState {
     pub engine: Engine,
     pub endpoints: Endpoints,
     pub refresher: Refresher,
+    /// Builds data products and sends them to their callback URLs.
+    pub products: Products,
     /// The keys Bud-dialect deliveries are signed with.
     pub signing_keys: Arc<SigningKeys>,
     /// Guards `/v1/applications`; `None` switches the admin API off.

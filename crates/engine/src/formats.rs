@@ -38,36 +38,12 @@ pub fn dialects_sending(t: EventType) -> Vec<&'static str> {
 /// signing key of `keys`.
 pub fn prepare(claim: &Claim, now: OffsetDateTime, keys: &KeySet) -> Result<Outgoing, String> {
     let endpoint = &claim.endpoint;
-    let dialect = Dialect::parse(&endpoint.dialect)
-        .ok_or_else(|| format!("`{}` is not a dialect", endpoint.dialect))?;
-    let stored = &claim.event;
-    let event = Event {
-        id: stored.id.to_string(),
-        event_type: stored.event_type,
-        created_at: stored.created_at,
-        data: EventData::from_json(stored.event_type, stored.data.clone())
-            .map_err(|e| format!("the stored payload does not read back: {e}"))?,
-    };
     // Stable across retries and replays of this (event, endpoint): receivers dedupe on it.
     let msg_id = format!("msg_{}", claim.delivery.id.0.simple());
-    let partner_app_id = endpoint
-        .partner_app_id
-        .clone()
-        .unwrap_or_else(|| endpoint.application_id.to_string());
-    let ctx = Context {
-        webhook_id: &msg_id,
-        sent_at: now,
-        security_header: endpoint.security_header.as_deref(),
-        partner_app_id: Some(&partner_app_id),
-        bud_key: Some(keys.signing()),
-        klavi_secret: Some(&endpoint.secret),
+    let rendered = match &claim.body {
+        Some(body) => fixed(body)?,
+        None => rendered(claim, &msg_id, now, keys)?,
     };
-    let rendered = if event.event_type == EventType::EndpointTest && dialect != Dialect::Standard {
-        render_test(dialect, &event, &ctx)
-    } else {
-        render(dialect, &event, &ctx)
-    }
-    .map_err(|e| e.to_string())?;
 
     let timestamp = now.unix_timestamp();
     let signatures = endpoint
@@ -87,6 +63,53 @@ pub fn prepare(claim: &Claim, now: OffsetDateTime, keys: &KeySet) -> Result<Outg
         body: rendered.body,
         headers,
     })
+}
+
+/// A body fixed when the delivery was created (a data product for its callback URL): sent as
+/// is, as JSON, signed like every other delivery.
+fn fixed(body: &serde_json::Value) -> Result<Rendered, String> {
+    Ok(Rendered {
+        body: serde_json::to_vec(body).map_err(|e| e.to_string())?,
+        headers: vec![("content-type", "application/json".to_string())],
+    })
+}
+
+/// The event rendered in the endpoint's dialect.
+fn rendered(
+    claim: &Claim,
+    msg_id: &str,
+    now: OffsetDateTime,
+    keys: &KeySet,
+) -> Result<Rendered, String> {
+    let endpoint = &claim.endpoint;
+    let dialect = Dialect::parse(&endpoint.dialect)
+        .ok_or_else(|| format!("`{}` is not a dialect", endpoint.dialect))?;
+    let stored = &claim.event;
+    let event = Event {
+        id: stored.id.to_string(),
+        event_type: stored.event_type,
+        created_at: stored.created_at,
+        data: EventData::from_json(stored.event_type, stored.data.clone())
+            .map_err(|e| format!("the stored payload does not read back: {e}"))?,
+    };
+    let partner_app_id = endpoint
+        .partner_app_id
+        .clone()
+        .unwrap_or_else(|| endpoint.application_id.to_string());
+    let ctx = Context {
+        webhook_id: msg_id,
+        sent_at: now,
+        security_header: endpoint.security_header.as_deref(),
+        partner_app_id: Some(&partner_app_id),
+        bud_key: Some(keys.signing()),
+        klavi_secret: Some(&endpoint.secret),
+    };
+    if event.event_type == EventType::EndpointTest && dialect != Dialect::Standard {
+        render_test(dialect, &event, &ctx)
+    } else {
+        render(dialect, &event, &ctx)
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// An `endpoint.test` for a vendor-dialect endpoint: the `standard` envelope, signed the
@@ -208,6 +231,7 @@ mod tests {
                 updated_at: now,
             },
             token: "t".into(),
+            body: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod event;
 pub mod events;
 pub mod ids;
 pub mod page;
+pub mod products;
 pub mod reconcile;
 pub mod refresh;
 pub mod result_code;

@@ -348,6 +348,31 @@ impl Store {
         })
     }
 
+    /// An account's live transactions booked in `[from, to]`, oldest first: what a data
+    /// product covers.
+    pub async fn transactions_between(
+        &self,
+        account: AccountId,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<Transaction>> {
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                txn_columns!(),
+                " FROM transactions WHERE account_id = $1 AND removed = $2 \
+                 AND booking_date >= $3 AND booking_date <= $4 ORDER BY booking_date, id"
+            ))
+            .bind(account.0)
+            .bind(false)
+            .bind(ymd(from))
+            .bind(ymd(to))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(txn_from_row).collect::<Result<_, _>>()?)
+        })
+    }
+
     /// What reconciliation compares against: the account's live transactions booked from
     /// `from` on, and every pending one.
     pub async fn known_transactions(

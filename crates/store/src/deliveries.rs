@@ -34,6 +34,9 @@ pub struct Claim {
     pub endpoint: WebhookEndpoint,
     /// Proves the lease when recording the attempt.
     pub token: String,
+    /// A body fixed when the delivery was created (a product for its callback URL), sent as
+    /// is instead of the event rendered in the endpoint's dialect.
+    pub body: Option<serde_json::Value>,
 }
 
 /// What an attempt found.
@@ -154,7 +157,7 @@ impl Store {
             let deliveries = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM deliveries WHERE leased_by = $1"
+                ", body FROM deliveries WHERE leased_by = $1"
             ))
             .bind(&token)
             .fetch_all(pool)
@@ -197,6 +200,7 @@ impl Store {
                     endpoint: endpoint.clone(),
                     delivery,
                     token: token.clone(),
+                    body: row.opt_json("body")?,
                 });
             }
             claims.sort_by_key(|c| (c.delivery.next_attempt_at, c.delivery.event_id));

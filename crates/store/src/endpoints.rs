@@ -135,7 +135,7 @@ impl Store {
             let row = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2"
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 AND product_request_id IS NULL"
             ))
             .bind(app.0)
             .bind(id.0)
@@ -156,7 +156,8 @@ impl Store {
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM webhook_endpoints WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                " FROM webhook_endpoints WHERE application_id = $1 AND id > $2 AND product_request_id IS NULL \
+                 ORDER BY id LIMIT $3"
             ))
             .bind(app.0)
             .bind(after)
@@ -183,12 +184,12 @@ impl Store {
             StoreKind::Sqlite => concat!(
                 "SELECT ",
                 columns!(),
-                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2"
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 AND product_request_id IS NULL"
             ),
             StoreKind::Postgres => concat!(
                 "SELECT ",
                 columns!(),
-                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 FOR UPDATE"
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 AND product_request_id IS NULL FOR UPDATE"
             ),
         };
         on_pool!(self, write, |pool| {
@@ -240,12 +241,14 @@ impl Store {
     /// Deletes an endpoint of `app` with its deliveries; `false` if there was none.
     pub async fn delete_endpoint(&self, app: ApplicationId, id: EndpointId) -> Result<bool> {
         on_pool!(self, write, |pool| {
-            let done =
-                sqlx::query("DELETE FROM webhook_endpoints WHERE application_id = $1 AND id = $2")
-                    .bind(app.0)
-                    .bind(id.0)
-                    .execute(pool)
-                    .await?;
+            let done = sqlx::query(
+                "DELETE FROM webhook_endpoints WHERE application_id = $1 AND id = $2 \
+                 AND product_request_id IS NULL",
+            )
+            .bind(app.0)
+            .bind(id.0)
+            .execute(pool)
+            .await?;
             Ok(done.rows_affected() == 1)
         })
     }

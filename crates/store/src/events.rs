@@ -240,6 +240,7 @@ impl Tx {
                     event: r.event.clone(),
                     endpoint: r.endpoint.clone(),
                     token: l.token.to_string(),
+                    body: None,
                 })
                 .collect(),
         };
@@ -265,6 +266,7 @@ impl Tx {
                         endpoint_columns!(),
                         " FROM webhook_endpoints \
                          WHERE application_id = $1 AND enabled AND active_from <= $2 \
+                           AND product_request_id IS NULL \
                            AND (event_types IS NULL OR event_types LIKE $3) \
                            AND $4 LIKE '%,' || dialect || ',%'"
                     ))
@@ -279,7 +281,8 @@ impl Tx {
                     sqlx::query(concat!(
                         "SELECT ",
                         endpoint_columns!(),
-                        " FROM webhook_endpoints WHERE application_id = $1 AND id = $2"
+                        " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 \
+                          AND product_request_id IS NULL"
                     ))
                     .bind(event.application_id.0)
                     .bind(endpoint.0)

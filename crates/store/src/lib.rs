@@ -20,6 +20,7 @@ mod error;
 mod events;
 mod links;
 mod migrate;
+mod products;
 mod refresh;
 mod signing_keys;
 #[cfg(feature = "testing")]
@@ -39,6 +40,7 @@ pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
+pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use refresh::TaskView;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
 

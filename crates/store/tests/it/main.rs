@@ -4,6 +4,7 @@ mod applications;
 mod customers;
 mod migrations;
 mod outbox;
+mod products;
 mod signing_keys;
 
 use freshet_store::testing::{Backend, TestDb};
@@ -56,6 +57,9 @@ on_both_stores!(
     outbox::a_lost_lease_does_not_overwrite,
     outbox::retry_and_replay,
     outbox::concurrent_claimers_never_share,
+    products::requests_round_trip_with_hidden_callback_endpoints,
+    products::products_settle_once_under_the_claim,
+    products::an_expired_or_released_claim_is_taken_over,
     signing_keys::the_first_key_is_stored_once_under_concurrency,
     signing_keys::rotation_keeps_old_keys_published_for_the_overlap,
 );
