@@ -6,5 +6,6 @@
 pub mod bench;
 pub mod bench_refresh;
 pub mod config;
+pub mod listen;
 pub mod server;
 pub mod telemetry;

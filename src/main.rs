@@ -26,6 +26,9 @@ enum Command {
     Config(ServeArgs),
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Receive webhooks locally: verify each signature, print a line per event, optionally
+    /// forward to your app.
+    Listen(freshet::listen::Listen),
     /// Run the sandbox bank alone (it is also mounted at /sandbox by `freshet serve`).
     Sandbox(SandboxArgs),
     /// Measure this machine: `freshet bench delivery`, `freshet bench refresh`.
@@ -66,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sandbox(args) => sandbox(args).await,
+        Command::Listen(args) => freshet::listen::run(args).await,
         Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
         Command::Bench(Bench::Refresh(b)) => freshet::bench_refresh::run(b).await,
         Command::Openapi => {

@@ -7,6 +7,7 @@ mod crash;
 mod customers;
 mod dialects;
 mod lifecycle;
+mod listen;
 mod logs;
 mod products;
 mod refresh;
