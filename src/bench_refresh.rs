@@ -44,6 +44,9 @@ pub struct RefreshBench {
     /// The store: a `postgres://` URL, or omitted for a fresh SQLite file.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// The node's database connections (its `--db-max-connections`).
+    #[arg(long, default_value_t = 16)]
+    pub db_max_connections: u32,
 }
 
 const ADMIN: &str = "bench-admin-token-0123456789abcdef";
