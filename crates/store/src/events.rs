@@ -135,13 +135,37 @@ impl Tx {
         lease: Option<Lease<'_>>,
     ) -> Result<Written> {
         let now = freshet_model::time::now();
-        // Resolve each distinct target once.
+        // Resolve each distinct target once, reading each application's subscribed endpoints
+        // once however many event types the batch holds.
+        let mut subscribers: HashMap<ApplicationId, Vec<WebhookEndpoint>> = HashMap::new();
         let mut targets: HashMap<(ApplicationId, String), Vec<WebhookEndpoint>> = HashMap::new();
         for (event, fanout) in batch {
             let key = (event.application_id, fanout_key(event, fanout));
-            if let std::collections::hash_map::Entry::Vacant(slot) = targets.entry(key) {
-                slot.insert(self.targets(event, *fanout, now).await?);
+            if targets.contains_key(&key) {
+                continue;
             }
+            let found = match fanout {
+                Fanout::Subscribers { dialects } => {
+                    let app = event.application_id;
+                    let all = match subscribers.entry(app) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(self.subscribers(app, now).await?)
+                        }
+                    };
+                    all.iter()
+                        .filter(|e| {
+                            dialects.contains(&e.dialect.as_str())
+                                && e.event_types
+                                    .as_ref()
+                                    .is_none_or(|types| types.contains(&event.event_type))
+                        })
+                        .cloned()
+                        .collect()
+                }
+                Fanout::Only(endpoint) => self.only_target(event.application_id, *endpoint).await?,
+            };
+            targets.insert(key, found);
         }
         struct Row<'e> {
             delivery: Delivery,
@@ -252,44 +276,47 @@ impl Tx {
     }
 
     /// The endpoints an event goes to.
-    async fn targets(
+    /// An application's endpoints that take events now: enabled, active, not a product callback.
+    async fn subscribers(
         &mut self,
-        event: &StoredEvent,
-        fanout: Fanout<'_>,
+        app: ApplicationId,
         now: OffsetDateTime,
     ) -> Result<Vec<WebhookEndpoint>> {
         on_tx!(self, |conn| {
-            let rows = match fanout {
-                Fanout::Subscribers { dialects } => {
-                    sqlx::query(concat!(
-                        "SELECT ",
-                        endpoint_columns!(),
-                        " FROM webhook_endpoints \
-                         WHERE application_id = $1 AND enabled AND active_from <= $2 \
-                           AND product_request_id IS NULL \
-                           AND (event_types IS NULL OR event_types LIKE $3) \
-                           AND $4 LIKE '%,' || dialect || ',%'"
-                    ))
-                    .bind(event.application_id.0)
-                    .bind(Ts(now))
-                    .bind(format!("%,{},%", event.event_type.as_str()))
-                    .bind(format!(",{},", dialects.join(",")))
-                    .fetch_all(&mut *conn)
-                    .await?
-                }
-                Fanout::Only(endpoint) => {
-                    sqlx::query(concat!(
-                        "SELECT ",
-                        endpoint_columns!(),
-                        " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 \
-                          AND product_request_id IS NULL"
-                    ))
-                    .bind(event.application_id.0)
-                    .bind(endpoint.0)
-                    .fetch_all(&mut *conn)
-                    .await?
-                }
-            };
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND enabled AND active_from <= $2 \
+                  AND product_request_id IS NULL"
+            ))
+            .bind(app.0)
+            .bind(Ts(now))
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(endpoint_from_row)
+                .collect::<Result<_, sqlx::Error>>()?)
+        })
+    }
+
+    /// The one endpoint an event for [`Fanout::Only`] goes to, if `app` has it.
+    async fn only_target(
+        &mut self,
+        app: ApplicationId,
+        endpoint: EndpointId,
+    ) -> Result<Vec<WebhookEndpoint>> {
+        on_tx!(self, |conn| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 \
+                  AND product_request_id IS NULL"
+            ))
+            .bind(app.0)
+            .bind(endpoint.0)
+            .fetch_all(&mut *conn)
+            .await?;
             Ok(rows
                 .iter()
                 .map(endpoint_from_row)
