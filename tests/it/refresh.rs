@@ -358,10 +358,24 @@ async fn every_fault_kind_ends_the_sub_task_with_its_result() {
             assert_eq!(
                 consent["reconnect_required"], true,
                 "the bank wants the customer again"
-            );
+            ); // The customer came back (the fault is gone): a refresh that works clears it.
+            let (_, t) = c
+                .call(Method::PUT, &format!("/v1/consents/{id}/refresh"), None)
+                .await;
+            let t = c.finished(t["task_id"].as_str().unwrap()).await;
+            assert_eq!(t["status"], "Completed", "{t}");
+            let (_, consent) = c
+                .call(Method::GET, &format!("/v1/consents/{id}"), None)
+                .await;
+            assert_eq!(consent["reconnect_required"], false);
+
             let updated = c.events("accounts.updated").await;
-            assert_eq!(updated.len(), 5);
-            assert!(updated.iter().all(|e| e["data"]["task_status"] == "Failed"));
+            assert_eq!(updated.len(), 6);
+            let failed = updated
+                .iter()
+                .filter(|e| e["data"]["task_status"] == "Failed")
+                .count();
+            assert_eq!(failed, 5, "one per fault");
         },
     )
     .await;

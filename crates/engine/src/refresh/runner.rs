@@ -419,9 +419,11 @@ async fn finish(
         return Ok(());
     };
     let mut consent_now = consent.clone();
-    if reconnect {
-        tx.set_reconnect_required(consent.id, true).await?;
-        consent_now.reconnect_required = true;
+    // The bank wants the customer again, or — a refresh having worked — no longer does.
+    let reconnect_now = reconnect || (consent.reconnect_required && failure.is_some());
+    if reconnect_now != consent.reconnect_required {
+        tx.set_reconnect_required(consent.id, reconnect_now).await?;
+        consent_now.reconnect_required = reconnect_now;
     }
     if failure.is_none() {
         consent_now.last_refreshed_at = Some(now);
