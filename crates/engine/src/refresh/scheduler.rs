@@ -6,7 +6,7 @@ use freshet_model::{ConsentStatus, EventType, events::RefreshTrigger};
 use freshet_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
-use super::{RefreshRequest, Refresher, insert_task};
+use super::{RefreshRequest, Refresher, tasks::insert_task};
 
 /// Consents handled per kind and pass; the rest wait for the next pass.
 const BATCH: u32 = 200;

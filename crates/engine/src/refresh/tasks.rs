@@ -1,0 +1,202 @@
+//! Starting refresh tasks: for a customer's banks, or one consent.
+
+use std::collections::BTreeSet;
+
+use freshet_model::{
+    ApplicationId, ConsentStatus, CustomerId,
+    events::{RefreshTrigger, TaskStatus},
+    refresh::{Consent, ConsentId, SubTask, SubTaskId, Task, TaskId},
+};
+use freshet_store::{StoreError, TaskView, Tx};
+use serde_json::json;
+use time::Date;
+
+use super::{RefreshError, RefreshRequest, Refresher, invalid};
+
+impl Refresher {
+    /// Starts a refresh of a customer's banks, or returns the one already running for them.
+    pub async fn refresh_customer(
+        &self,
+        app: ApplicationId,
+        customer: CustomerId,
+        req: RefreshRequest,
+    ) -> Result<TaskView, RefreshError> {
+        self.customer(app, customer).await?;
+        check_window(req.from, req.to)?;
+        let consents = self.store().customer_consents(app, customer).await?;
+        let usable: Vec<&Consent> = consents
+            .iter()
+            .filter(|c| c.status == ConsentStatus::Authorised)
+            .collect();
+        let chosen: Vec<&Consent> = match &req.providers {
+            None => usable.clone(),
+            Some(ids) => {
+                if ids.is_empty() {
+                    return Err(invalid(
+                        "providers",
+                        "must name at least one provider, or be left out",
+                    ));
+                }
+                let mut chosen = Vec::new();
+                for id in ids {
+                    if self.bank(id).is_none() {
+                        return Err(invalid("providers", format!("unknown provider `{id}`")));
+                    }
+                    let of: Vec<&Consent> = usable
+                        .iter()
+                        .copied()
+                        .filter(|c| &c.provider_id == id)
+                        .collect();
+                    if of.is_empty() {
+                        return Err(invalid(
+                            "providers",
+                            format!("the customer has no authorised consent at `{id}`"),
+                        ));
+                    }
+                    chosen.extend(of);
+                }
+                chosen
+            }
+        };
+        if chosen.is_empty() {
+            return Err(invalid(
+                "providers",
+                "the customer has no authorised consent to refresh",
+            ));
+        }
+        let wanted: BTreeSet<ConsentId> = chosen.iter().map(|c| c.id).collect();
+        for (task, subs) in self.store().open_tasks(app, customer).await? {
+            if subs.iter().map(|s| s.consent_id).collect::<BTreeSet<_>>() == wanted {
+                return Ok((task, subs));
+            }
+        }
+        let view = self
+            .start_task(app, customer, &chosen, &req, RefreshTrigger::Manual)
+            .await?;
+        Ok(view)
+    }
+
+    /// Starts a refresh of one consent (Tatra banka's `PUT /refresh`); returns the task and
+    /// the sub-task's id.
+    pub async fn refresh_consent(
+        &self,
+        app: ApplicationId,
+        id: ConsentId,
+        customer_ip: Option<String>,
+    ) -> Result<(TaskView, SubTaskId), RefreshError> {
+        let consent = self
+            .store()
+            .get_consent(app, id)
+            .await?
+            .ok_or(RefreshError::NotFound("consent"))?;
+        if consent.status != ConsentStatus::Authorised {
+            return Err(invalid(
+                "consent",
+                format!("the consent is {}, not authorised", consent.status.as_str()),
+            ));
+        }
+        for (task, subs) in self.store().open_tasks(app, consent.customer_id).await? {
+            if let Some(s) = subs.iter().find(|s| s.consent_id == id) {
+                let sub = s.id;
+                return Ok(((task, subs), sub));
+            }
+        }
+        let req = RefreshRequest {
+            customer_ip,
+            ..Default::default()
+        };
+        let view = self
+            .start_task(
+                app,
+                consent.customer_id,
+                &[&consent],
+                &req,
+                RefreshTrigger::Manual,
+            )
+            .await?;
+        let sub = view.1[0].id;
+        Ok((view, sub))
+    }
+
+    async fn start_task(
+        &self,
+        app: ApplicationId,
+        customer: CustomerId,
+        consents: &[&Consent],
+        req: &RefreshRequest,
+        trigger: RefreshTrigger,
+    ) -> Result<TaskView, StoreError> {
+        let mut tx = self.store().begin().await?;
+        let view = insert_task(&mut tx, app, customer, consents, req, trigger).await?;
+        tx.commit().await?;
+        self.inner.wake.notify_one();
+        Ok(view)
+    }
+}
+
+/// Writes a task and its sub-tasks in `tx`.
+pub(super) async fn insert_task(
+    tx: &mut Tx,
+    app: ApplicationId,
+    customer: CustomerId,
+    consents: &[&Consent],
+    req: &RefreshRequest,
+    trigger: RefreshTrigger,
+) -> Result<TaskView, StoreError> {
+    let now = freshet_model::time::now();
+    let task = Task {
+        id: TaskId::new(),
+        application_id: app,
+        customer_id: customer,
+        status: TaskStatus::Pending,
+        result: None,
+        has_new_transactions: false,
+        trigger,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.insert_task(&task).await?;
+    let mut subs = Vec::new();
+    for c in consents {
+        let sub = SubTask {
+            id: SubTaskId::new(),
+            task_id: task.id,
+            application_id: app,
+            customer_id: customer,
+            consent_id: c.id,
+            provider_id: c.provider_id.clone(),
+            status: TaskStatus::Pending,
+            result: None,
+            reconnect_required: false,
+            has_new_transactions: false,
+            account_ids: Vec::new(),
+            stage: None,
+            account_changes: None,
+            new_transactions: json!({}),
+            attempts: 0,
+            window_from: req.from,
+            window_to: req.to,
+            customer_ip: req.customer_ip.clone(),
+            trigger,
+            started_at: None,
+            finished_at: None,
+            created_at: now,
+        };
+        tx.insert_subtask(&sub).await?;
+        subs.push(sub);
+    }
+    Ok((task, subs))
+}
+
+fn check_window(from: Option<Date>, to: Option<Date>) -> Result<(), RefreshError> {
+    let today = freshet_model::time::now().date();
+    if from.is_some_and(|f| f > today) {
+        return Err(invalid("from", "must not be in the future"));
+    }
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(invalid("to", "must not be before from"));
+    }
+    Ok(())
+}
