@@ -156,10 +156,6 @@ impl Refresher {
         self.inner.banks.iter().map(|(p, _)| p)
     }
 
-    pub fn config(&self) -> &RefreshConfig {
-        &self.inner.config
-    }
-
     fn bank(&self, id: &str) -> Option<&(Provider, Connector)> {
         self.inner.banks.iter().find(|(p, _)| p.id == id)
     }
@@ -176,11 +172,6 @@ impl Refresher {
             let _ = runner.await;
             let _ = scheduler.await;
         })
-    }
-
-    /// One scheduler pass, for tests and benchmarks that drive time themselves.
-    pub async fn schedule_once(&self) -> Result<(), StoreError> {
-        scheduler::pass(self).await
     }
 
     async fn customer(&self, app: ApplicationId, id: CustomerId) -> Result<Customer, RefreshError> {

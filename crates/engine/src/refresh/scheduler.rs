@@ -23,7 +23,7 @@ pub async fn run(r: Refresher, stop: CancellationToken) {
     }
 }
 
-pub async fn pass(r: &Refresher) -> Result<(), StoreError> {
+async fn pass(r: &Refresher) -> Result<(), StoreError> {
     let now = freshet_model::time::now();
     for c in r.store().consents_expiring_by(now, false, BATCH).await? {
         if let Err(e) = r
