@@ -398,16 +398,10 @@ impl Engine {
         data: EventData,
         event_type: EventType,
     ) -> Result<StoredEvent, StoreError> {
-        let event = new_event(app, customer, event_type, &data)?;
-        let dialects = formats::dialects_sending(event_type);
-        tx.record_event(
-            &event,
-            Fanout::Subscribers {
-                dialects: &dialects,
-            },
-        )
-        .await?;
-        Ok(event)
+        let mut recorded = self
+            .record_all(tx, app, customer, vec![(event_type, data)])
+            .await?;
+        Ok(recorded.remove(0))
     }
 
     /// Records several events of one customer in `tx` with one write of each kind (event
