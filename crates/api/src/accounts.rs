@@ -6,7 +6,6 @@ use axum::{
     extract::{Path, State},
 };
 use freshet_model::{
-    CustomerId,
     reconcile::TxnStatus,
     refresh::{Account, AccountId, Balance, Transaction},
 };
@@ -93,7 +92,7 @@ async fn list_accounts(
     State(state): State<AppState>,
     Path(customer): Path<String>,
 ) -> Result<Json<AccountListOut>, ApiError> {
-    let customer = CustomerId(parse_id("customer_id", &customer)?);
+    let customer = crate::customers::customer_id(&customer)?;
     state
         .store
         .get_customer(app, customer)

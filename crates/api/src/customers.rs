@@ -129,7 +129,7 @@ impl ListParams {
     }
 }
 
-fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
+pub(crate) fn customer_id(raw: &str) -> Result<CustomerId, ApiError> {
     parse_id("customer_id", raw).map(CustomerId)
 }
 

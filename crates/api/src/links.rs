@@ -9,7 +9,7 @@ use axum::{
 };
 use freshet_engine::refresh::NewLink;
 use freshet_model::{
-    ConsentStatus, CustomerId,
+    ConsentStatus,
     events::Permission,
     refresh::{Consent, ConsentId, Link},
 };
@@ -170,7 +170,7 @@ impl LinkOut {
     }
 }
 
-fn consent_id(raw: &str) -> Result<ConsentId, ApiError> {
+pub(crate) fn consent_id(raw: &str) -> Result<ConsentId, ApiError> {
     parse_id("consent_id", raw).map(ConsentId)
 }
 
@@ -195,7 +195,7 @@ async fn create_link(
     Path(customer): Path<String>,
     JsonBody(body): JsonBody<LinkIn>,
 ) -> Result<(StatusCode, Json<LinkOut>), ApiError> {
-    let customer = CustomerId(parse_id("customer_id", &customer)?);
+    let customer = crate::customers::customer_id(&customer)?;
     if let Some(url) = &body.redirect_url
         && !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
     {
@@ -242,7 +242,7 @@ async fn list_consents(
     State(state): State<AppState>,
     Path(customer): Path<String>,
 ) -> Result<Json<ConsentListOut>, ApiError> {
-    let customer = CustomerId(parse_id("customer_id", &customer)?);
+    let customer = crate::customers::customer_id(&customer)?;
     state
         .store
         .get_customer(app, customer)

@@ -9,10 +9,7 @@ use axum::{
     http::StatusCode,
 };
 use freshet_engine::products::{ProductError, ProductRequestFields};
-use freshet_model::{
-    CustomerId,
-    products::{ProductRequestId, ProductStatus, RequestStatus},
-};
+use freshet_model::products::{ProductRequestId, ProductStatus, RequestStatus};
 use freshet_store::ProductRequestView;
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -169,7 +166,7 @@ async fn create_product_request(
     Path(customer): Path<String>,
     JsonBody(body): JsonBody<ProductRequestIn>,
 ) -> Result<(StatusCode, Json<ProductRequestCreated>), ApiError> {
-    let customer = CustomerId(parse_id("customer_id", &customer)?);
+    let customer = crate::customers::customer_id(&customer)?;
     let view = state
         .products
         .request(

@@ -8,9 +8,9 @@ use axum::{
 };
 use freshet_engine::refresh::RefreshRequest;
 use freshet_model::{
-    CustomerId, ResultCode,
+    ResultCode,
     events::{RefreshStage, RefreshTrigger, TaskStatus},
-    refresh::{ConsentId, SubTask, Task},
+    refresh::{SubTask, Task},
 };
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
@@ -147,7 +147,7 @@ async fn refresh_customer(
     Path(customer): Path<String>,
     body: Option<JsonBody<RefreshIn>>,
 ) -> Result<(StatusCode, Json<TaskOut>), ApiError> {
-    let customer = CustomerId(parse_id("customer_id", &customer)?);
+    let customer = crate::customers::customer_id(&customer)?;
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let view = state
         .refresher
@@ -200,7 +200,7 @@ async fn refresh_consent(
     Path(id): Path<String>,
     body: Option<JsonBody<ConsentRefreshIn>>,
 ) -> Result<(StatusCode, Json<ConsentRefreshOut>), ApiError> {
-    let id = ConsentId(parse_id("consent_id", &id)?);
+    let id = crate::links::consent_id(&id)?;
     let body = body.map(|JsonBody(b)| b).unwrap_or_default();
     let ((task, subs), sub) = state
         .refresher
