@@ -237,13 +237,7 @@ pub fn sandbox_providers(root: &str, timeout: Duration) -> Vec<freshet_banks::Pr
                 name: b.name.into(),
                 code: b.code.into(),
                 numeric_id: b.numeric_id,
-                standard: match b.standard {
-                    freshet_sandbox::Standard::Obie => freshet_banks::Standard::Obie,
-                    freshet_sandbox::Standard::BerlinGroup => freshet_banks::Standard::BerlinGroup,
-                    freshet_sandbox::Standard::OpenFinanceBrasil => {
-                        freshet_banks::Standard::OpenFinanceBrasil
-                    }
-                },
+                standard: b.standard,
                 country: b.country.into(),
                 api_base: paths.api_base,
                 authorize_url: paths.authorize,

@@ -14,7 +14,7 @@ mod http;
 pub mod obie;
 mod types;
 
-pub use freshet_model::{ConsentStatus, ResultCode, reconcile::BankTxn};
+pub use freshet_model::{ConsentStatus, ResultCode, Standard, reconcile::BankTxn};
 pub use types::*;
 
 /// A connector for one provider.

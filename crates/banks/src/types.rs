@@ -2,28 +2,9 @@
 
 use std::time::Duration;
 
-use freshet_model::{ResultCode, events::Permission};
+use freshet_model::{ResultCode, Standard, events::Permission};
 use rust_decimal::Decimal;
 use time::{Date, OffsetDateTime};
-
-/// The API standards freshet speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Standard {
-    Obie,
-    BerlinGroup,
-    OpenFinanceBrasil,
-}
-
-impl Standard {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Obie => "obie",
-            Self::BerlinGroup => "berlin_group",
-            Self::OpenFinanceBrasil => "open_finance_brasil",
-        }
-    }
-}
 
 /// A bank freshet can connect to.
 #[derive(Clone, Debug)]

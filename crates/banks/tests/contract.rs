@@ -50,11 +50,7 @@ impl Bank {
             name: b.name.into(),
             code: b.code.into(),
             numeric_id: b.numeric_id,
-            standard: match b.standard {
-                freshet_sandbox::Standard::Obie => Standard::Obie,
-                freshet_sandbox::Standard::BerlinGroup => Standard::BerlinGroup,
-                freshet_sandbox::Standard::OpenFinanceBrasil => Standard::OpenFinanceBrasil,
-            },
+            standard: b.standard,
             country: b.country.into(),
             api_base: paths.api_base,
             authorize_url: paths.authorize,
@@ -180,7 +176,7 @@ async fn full_flow(id: &str) {
         assert_eq!(got, exp, "{id}: signed amounts and states");
         for t in &txns {
             let immutable = match sb.standard {
-                freshet_sandbox::Standard::BerlinGroup => false,
+                Standard::BerlinGroup => false,
                 _ => t.status == TxnStatus::Booked,
             };
             assert_eq!(
@@ -198,7 +194,7 @@ async fn full_flow(id: &str) {
     let after = c.consent_status(&session(&consent, &refreshed)).await;
     match sb.standard {
         // OBIE deletes the resource and its tokens.
-        freshet_sandbox::Standard::Obie => {
+        Standard::Obie => {
             assert_eq!(after.unwrap_err().result, ResultCode::ConsentNotFound)
         }
         _ => assert_eq!(after.unwrap(), ConsentStatus::Revoked),

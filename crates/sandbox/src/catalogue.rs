@@ -2,30 +2,13 @@
 
 use serde::Serialize;
 
-/// The API standard a sandbox bank speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Standard {
-    Obie,
-    BerlinGroup,
-    OpenFinanceBrasil,
-}
+pub use freshet_model::Standard;
 
-impl Standard {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Obie => "obie",
-            Self::BerlinGroup => "berlin_group",
-            Self::OpenFinanceBrasil => "open_finance_brasil",
-        }
-    }
-
-    /// Where the standard's API sits under a bank's root.
-    pub fn api_path(self) -> &'static str {
-        match self {
-            Self::Obie => "/open-banking/v3.1/aisp",
-            Self::BerlinGroup | Self::OpenFinanceBrasil => "",
-        }
+/// Where a standard's API sits under a bank's root.
+fn api_path(standard: Standard) -> &'static str {
+    match standard {
+        Standard::Obie => "/open-banking/v3.1/aisp",
+        Standard::BerlinGroup | Standard::OpenFinanceBrasil => "",
     }
 }
 
@@ -121,7 +104,7 @@ impl Bank {
     pub fn paths(&self, root: &str) -> Paths {
         let root = root.trim_end_matches('/');
         Paths {
-            api_base: format!("{root}/{}{}", self.id, self.standard.api_path()),
+            api_base: format!("{root}/{}{}", self.id, api_path(self.standard)),
             authorize: format!("{root}/{}/authorize", self.id),
             token: format!("{root}/{}/token", self.id),
         }
