@@ -45,13 +45,18 @@ fn fail(status: StatusCode, code: &str, text: &str) -> Response {
     error(Standard::BerlinGroup, status, code, text, None)
 }
 
+/// A call to this bank: the shared start, and the `X-Request-ID` every answer echoes.
 struct Call<'a> {
-    sb: &'a Sandbox,
-    bank: &'static Bank,
-    headers: &'a HeaderMap,
+    base: web::Call<'a>,
     request_id: String,
-    root: String,
-    self_url: String,
+}
+
+impl<'a> std::ops::Deref for Call<'a> {
+    type Target = web::Call<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.base
+    }
 }
 
 impl<'a> Call<'a> {
@@ -75,13 +80,7 @@ impl<'a> Call<'a> {
                 "X-Request-ID must be a UUID",
             )),
         };
-        let web::Call {
-            sb,
-            bank,
-            headers,
-            root,
-            self_url,
-        } = web::Call::start(
+        let base = web::Call::start(
             sb,
             bank,
             Standard::BerlinGroup,
@@ -90,18 +89,8 @@ impl<'a> Call<'a> {
             check,
         )
         .await?;
-        Ok(Self {
-            sb,
-            bank,
-            headers,
-            request_id: request_id(headers).unwrap_or_default(),
-            root,
-            self_url,
-        })
-    }
-
-    fn base(&self) -> String {
-        self.bank.paths(&self.root).api_base
+        let request_id = request_id(headers).unwrap_or_default();
+        Ok(Self { base, request_id })
     }
 
     fn reply(&self, status: StatusCode, body: Value) -> Response {
@@ -236,7 +225,7 @@ async fn create_consent(
         c.expires_at = (valid_until.year() < 9999)
             .then(|| (valid_until + time::Duration::DAY).midnight().assume_utc());
     });
-    let self_url = format!("{}/v1/consents/{}", call.base(), consent.id);
+    let self_url = format!("{}/v1/consents/{}", call.api_base(), consent.id);
     let mut resp = call.reply(
         StatusCode::CREATED,
         json!({
@@ -342,7 +331,7 @@ async fn accounts(
 ) -> Response {
     let call = tri!(Call::start(&sb, &bank, &headers, &original, &uri).await);
     let (_, accounts) = tri!(call.authorise(Some("accounts")));
-    let base = call.base();
+    let base = call.api_base();
     let list: Vec<Value> = accounts
         .iter()
         .map(|a| account_json(a, call.bank, &base))
@@ -454,7 +443,8 @@ async fn transactions(
             pending.push(row)
         }
     }
-    let mut links = json!({"account": {"href": format!("{}/v1/accounts/{}", call.base(), a.id)}});
+    let mut links =
+        json!({"account": {"href": format!("{}/v1/accounts/{}", call.api_base(), a.id)}});
     if page < pages {
         links["next"] = json!({"href": web::with_page(&call.self_url, page + 1)});
     }

@@ -63,12 +63,15 @@ fn fail(status: StatusCode, code: &str, text: &str) -> Response {
     error(Standard::OpenFinanceBrasil, status, code, text, None)
 }
 
-struct Call<'a> {
-    sb: &'a Sandbox,
-    bank: &'static Bank,
-    headers: &'a HeaderMap,
-    root: String,
-    self_url: String,
+/// A call to this bank: the shared start, seen through [`web::Call`].
+struct Call<'a>(web::Call<'a>);
+
+impl<'a> std::ops::Deref for Call<'a> {
+    type Target = web::Call<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl<'a> Call<'a> {
@@ -79,13 +82,7 @@ impl<'a> Call<'a> {
         original: &OriginalUri,
         uri: &Uri,
     ) -> Result<Self, Response> {
-        let web::Call {
-            sb,
-            bank,
-            headers,
-            root,
-            self_url,
-        } = web::Call::start(
+        web::Call::start(
             sb,
             bank,
             Standard::OpenFinanceBrasil,
@@ -93,18 +90,8 @@ impl<'a> Call<'a> {
             (original, uri),
             |_| Ok(()),
         )
-        .await?;
-        Ok(Self {
-            sb,
-            bank,
-            headers,
-            root,
-            self_url,
-        })
-    }
-
-    fn base(&self) -> String {
-        self.bank.paths(&self.root).api_base
+        .await
+        .map(Self)
     }
 
     fn reply(&self, status: StatusCode, body: Value) -> Response {
@@ -263,7 +250,7 @@ async fn create_consent(
     });
     let url = format!(
         "{}/open-banking/consents/v2/consents/{}",
-        call.base(),
+        call.api_base(),
         consent.id
     );
     call.reply(StatusCode::CREATED, consent_body(&consent, &url))

@@ -93,13 +93,15 @@ fn not_found(what: &str) -> Response {
     )
 }
 
-struct Call<'a> {
-    sb: &'a Sandbox,
-    bank: &'static Bank,
-    headers: &'a HeaderMap,
-    root: String,
-    /// This request's own URL, for `Links.Self`.
-    self_url: String,
+/// A call to this bank: the shared start, seen through [`web::Call`].
+struct Call<'a>(web::Call<'a>);
+
+impl<'a> std::ops::Deref for Call<'a> {
+    type Target = web::Call<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl<'a> Call<'a> {
@@ -110,27 +112,11 @@ impl<'a> Call<'a> {
         original: &OriginalUri,
         uri: &Uri,
     ) -> Result<Self, Response> {
-        let web::Call {
-            sb,
-            bank,
-            headers,
-            root,
-            self_url,
-        } = web::Call::start(sb, bank, Standard::Obie, headers, (original, uri), |_| {
+        web::Call::start(sb, bank, Standard::Obie, headers, (original, uri), |_| {
             Ok(())
         })
-        .await?;
-        Ok(Self {
-            sb,
-            bank,
-            headers,
-            root,
-            self_url,
-        })
-    }
-
-    fn api(&self) -> String {
-        self.bank.paths(&self.root).api_base
+        .await
+        .map(Self)
     }
 
     fn reply(&self, status: StatusCode, body: Value) -> Response {
@@ -262,7 +248,7 @@ async fn create_consent(
         c.permissions = permissions;
         [c.expires_at, c.history_from, c.history_to] = times;
     });
-    let url = format!("{}/account-access-consents/{}", call.api(), consent.id);
+    let url = format!("{}/account-access-consents/{}", call.api_base(), consent.id);
     call.reply(StatusCode::CREATED, consent_body(&consent, url))
 }
 
@@ -280,7 +266,10 @@ async fn get_consent(
     {
         Some(c) => call.reply(
             StatusCode::OK,
-            consent_body(&c, format!("{}/account-access-consents/{id}", call.api())),
+            consent_body(
+                &c,
+                format!("{}/account-access-consents/{id}", call.api_base()),
+            ),
         ),
         None => not_found("consent"),
     }
@@ -334,7 +323,7 @@ async fn accounts(
         .iter()
         .map(|a| account_json(a, call.bank))
         .collect();
-    let url = format!("{}/accounts", call.api());
+    let url = format!("{}/accounts", call.api_base());
     call.reply(
         StatusCode::OK,
         json!({"Data": {"Account": list}, "Links": {"Self": url}, "Meta": {"TotalPages": 1}}),
@@ -353,7 +342,7 @@ async fn account(
     let Some(a) = accounts.iter().find(|a| a.id == id) else {
         return not_found("account");
     };
-    let url = format!("{}/accounts/{id}", call.api());
+    let url = format!("{}/accounts/{id}", call.api_base());
     call.reply(StatusCode::OK, json!({"Data": {"Account": [account_json(a, call.bank)]}, "Links": {"Self": url}, "Meta": {"TotalPages": 1}}))
 }
 
@@ -380,7 +369,7 @@ async fn balances(
             "Amount": {"Amount": unsigned(amount), "Currency": a.currency},
         })
     };
-    let url = format!("{}/accounts/{id}/balances", call.api());
+    let url = format!("{}/accounts/{id}/balances", call.api_base());
     call.reply(
         StatusCode::OK,
         json!({

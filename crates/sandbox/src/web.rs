@@ -54,6 +54,11 @@ impl<'a> Call<'a> {
             root,
         })
     }
+
+    /// The root of this bank's standard API, as the caller reaches it.
+    pub fn api_base(&self) -> String {
+        self.bank.paths(&self.root).api_base
+    }
 }
 
 /// An account of the consent by the bank's id, or `missing`'s answer.
