@@ -126,6 +126,13 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
     );
     let acks = Arc::new(Mutex::new(HashMap::with_capacity(b.events as usize)));
     let next = Arc::new(AtomicU64::new(0));
+    let watched = crate::cpu::Watched {
+        children: nodes
+            .iter()
+            .filter_map(|n| Some(("freshet".to_string(), n.pid()?)))
+            .collect(),
+    };
+    let cpu_before = watched.sample();
     let started = Instant::now();
     let mut clients = Vec::new();
     for c in 0..b.clients {
@@ -174,6 +181,7 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let delivered_in = started.elapsed();
+    let cpu = watched.sample().since(&cpu_before);
     let peak_kib: Vec<u64> = nodes.iter().map(|n| n.peak_rss_kib()).collect();
     let (lat, delivered, dupes) = {
         let a = arrivals.lock().unwrap();
@@ -219,6 +227,7 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    crate::cpu::report(&cpu, delivered, "event");
     for n in nodes {
         n.stop().await;
     }
@@ -398,6 +407,11 @@ impl ChildNode {
     pub async fn kill(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// The node's peak resident memory, from /proc.

@@ -147,6 +147,10 @@ pub async fn run(b: RefreshBench) -> anyhow::Result<()> {
             rss / 1024
         );
     }
+    for (name, p) in [("first import", &import), ("steady cycle", &cycle)] {
+        println!("\n{name}:");
+        crate::cpu::report(&p.cpu, p.consents as u64, "consent");
+    }
     let events = seen.lock().unwrap().events.clone();
     println!("\nevents delivered by type: {events:?}");
     node.stop().await;
@@ -156,6 +160,8 @@ pub async fn run(b: RefreshBench) -> anyhow::Result<()> {
 
 struct Phase {
     consents: usize,
+    /// CPU seconds per program during the phase.
+    cpu: Vec<(String, f64)>,
     elapsed: Duration,
     bank_calls: u64,
     events: u64,
@@ -174,6 +180,13 @@ async fn phase(
 ) -> anyhow::Result<Phase> {
     let calls_before = bank_calls(http, &bank.base).await?;
     let events_before: u64 = seen.lock().unwrap().events.values().sum();
+    let watched = crate::cpu::Watched {
+        children: [("freshet", node), ("sandbox bank", bank)]
+            .iter()
+            .filter_map(|(name, c)| Some((name.to_string(), c.pid()?)))
+            .collect(),
+    };
+    let cpu_before = watched.sample();
     let started = Instant::now();
     let tasks = Arc::new(Mutex::new(Vec::new()));
     let next = Arc::new(AtomicUsize::new(0));
@@ -228,11 +241,13 @@ async fn phase(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let cpu = watched.sample().since(&cpu_before);
     // Let the other events of the phase arrive before counting them.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let events_after: u64 = seen.lock().unwrap().events.values().sum();
     Ok(Phase {
         consents: tasks.len(),
+        cpu,
         elapsed: last - started,
         bank_calls: bank_calls(http, &bank.base).await? - calls_before,
         events: events_after - events_before,

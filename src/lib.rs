@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod bench_refresh;
 pub mod config;
+pub mod cpu;
 pub mod listen;
 pub mod server;
 pub mod telemetry;

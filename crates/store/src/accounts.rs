@@ -4,19 +4,13 @@
 
 use freshet_model::{
     ApplicationId, CustomerId, Page, PageRequest,
-    reconcile::{BankTxn, Changes, KnownTxn, TxnStatus},
-    refresh::{Account, AccountId, Balance, ConsentId, Transaction, TransactionId},
+    reconcile::TxnStatus,
+    refresh::{Account, AccountId, Balance, ConsentId, Transaction},
 };
 use rust_decimal::Decimal;
-use sqlx::types::Json;
 use time::{Date, macros::format_description};
-use uuid::Uuid;
 
-use crate::{
-    Result, Store, StoreError, Tx,
-    codec::{RowExt, Ts},
-    on_pool, on_tx,
-};
+use crate::{Result, Store, codec::RowExt, on_pool};
 
 const YMD: &[time::format_description::FormatItem<'static>] =
     format_description!("[year]-[month]-[day]");
@@ -45,6 +39,7 @@ macro_rules! txn_columns {
          currency, description, removed, created_seq, changed_seq, created_at, updated_at"
     };
 }
+pub(crate) use txn_columns;
 
 fn account_from_row(r: &impl RowExt) -> Result<Account, sqlx::Error> {
     Ok(Account {
@@ -69,7 +64,7 @@ fn account_from_row(r: &impl RowExt) -> Result<Account, sqlx::Error> {
     })
 }
 
-fn txn_from_row(r: &impl RowExt) -> Result<Transaction, sqlx::Error> {
+pub(crate) fn txn_from_row(r: &impl RowExt) -> Result<Transaction, sqlx::Error> {
     let status = r.text("status")?;
     let amount = r.text("amount")?;
     Ok(Transaction {
@@ -121,175 +116,6 @@ pub struct SyncPage {
     /// The sequence to pass next time.
     pub next_seq: i64,
     pub has_more: bool,
-}
-
-impl Tx {
-    /// Inserts or updates an account of a consent; returns its id and whether it was new.
-    pub async fn upsert_account(
-        &mut self,
-        app: ApplicationId,
-        customer: CustomerId,
-        consent: ConsentId,
-        provider_id: &str,
-        a: &FoundAccount,
-    ) -> Result<(AccountId, bool)> {
-        let now = freshet_model::time::now();
-        let id = AccountId::new();
-        let got: Uuid = on_tx!(self, |conn| {
-            sqlx::query(
-                "INSERT INTO accounts (id, application_id, customer_id, consent_id, provider_id, \
-                 bank_account_id, currency, name, kind, identification, balances, removed, seq, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $13) \
-                 ON CONFLICT (consent_id, bank_account_id) DO UPDATE SET currency = excluded.currency, \
-                 name = excluded.name, kind = excluded.kind, identification = excluded.identification, \
-                 balances = excluded.balances, removed = excluded.removed, updated_at = excluded.updated_at \
-                 RETURNING id",
-            )
-            .bind(id.0)
-            .bind(app.0)
-            .bind(customer.0)
-            .bind(consent.0)
-            .bind(provider_id)
-            .bind(&a.bank_account_id)
-            .bind(&a.currency)
-            .bind(&a.name)
-            .bind(&a.kind)
-            .bind(&a.identification)
-            .bind(Json(&a.balances))
-            .bind(false)
-            .bind(Ts(now))
-            .fetch_one(&mut *conn)
-            .await?
-            .uuid("id")?
-        });
-        let got = AccountId(got);
-        Ok((got, got == id))
-    }
-
-    /// Marks a consent's accounts not in `keep` removed; returns those newly removed.
-    pub async fn remove_accounts_except(
-        &mut self,
-        consent: ConsentId,
-        keep: &[AccountId],
-    ) -> Result<Vec<AccountId>> {
-        let keep: Vec<Uuid> = keep.iter().map(|a| a.0).collect();
-        let now = freshet_model::time::now();
-        let ids: Vec<Uuid> = on_tx!(self, |conn| {
-            let rows =
-                sqlx::query("SELECT id FROM accounts WHERE consent_id = $1 AND removed = $2")
-                    .bind(consent.0)
-                    .bind(false)
-                    .fetch_all(&mut *conn)
-                    .await?;
-            let mut gone = Vec::new();
-            for r in &rows {
-                let id = r.uuid("id")?;
-                if !keep.contains(&id) {
-                    sqlx::query("UPDATE accounts SET removed = $2, updated_at = $3 WHERE id = $1")
-                        .bind(id)
-                        .bind(true)
-                        .bind(Ts(now))
-                        .execute(&mut *conn)
-                        .await?;
-                    gone.push(id);
-                }
-            }
-            gone
-        });
-        Ok(ids.into_iter().map(AccountId).collect())
-    }
-
-    /// Writes one account's reconciled changes under the account's next change sequence;
-    /// returns how many transactions were added.
-    pub async fn apply_changes(
-        &mut self,
-        account: AccountId,
-        changes: &Changes,
-        last_booked: Option<Date>,
-    ) -> Result<u32> {
-        let now = freshet_model::time::now();
-        if changes.is_empty() {
-            // Nothing changed: keep the sequence, move only the re-fetch point.
-            on_tx!(self, |conn| {
-                sqlx::query("UPDATE accounts SET last_booked_date = COALESCE($2, last_booked_date) WHERE id = $1")
-                    .bind(account.0)
-                    .bind(last_booked.map(ymd))
-                    .execute(&mut *conn)
-                    .await?;
-            });
-            return Ok(0);
-        }
-        on_tx!(self, |conn| {
-            let seq = sqlx::query(
-                "UPDATE accounts SET seq = seq + 1, last_booked_date = COALESCE($2, last_booked_date), \
-                 updated_at = $3 WHERE id = $1 RETURNING seq",
-            )
-            .bind(account.0)
-            .bind(last_booked.map(ymd))
-            .bind(Ts(now))
-            .fetch_one(&mut *conn)
-            .await?
-            .i64("seq")?;
-            for chunk in changes.added.chunks(1_000) {
-                let mut q = sqlx::QueryBuilder::new(concat!(
-                    "INSERT INTO transactions (",
-                    txn_columns!(),
-                    ") "
-                ));
-                q.push_values(chunk, |mut row, t| {
-                    row.push_bind(TransactionId::new().0)
-                        .push_bind(account.0)
-                        .push_bind(&t.provider_id)
-                        .push_bind(t.immutable_id)
-                        .push_bind(t.status.as_str())
-                        .push_bind(ymd(t.booking_date))
-                        .push_bind(t.amount.to_string())
-                        .push_bind(&t.currency)
-                        .push_bind(&t.description)
-                        .push_bind(false)
-                        .push_bind(seq)
-                        .push_bind(seq)
-                        .push_bind(Ts(now))
-                        .push_bind(Ts(now));
-                });
-                q.build().execute(&mut *conn).await?;
-            }
-            for (id, t) in &changes.modified {
-                sqlx::query(
-                    "UPDATE transactions SET provider_transaction_id = $3, immutable_id = $4, \
-                     status = $5, booking_date = $6, amount = $7, currency = $8, description = $9, \
-                     changed_seq = $10, updated_at = $11 WHERE id = $1 AND account_id = $2",
-                )
-                .bind(id)
-                .bind(account.0)
-                .bind(&t.provider_id)
-                .bind(t.immutable_id)
-                .bind(t.status.as_str())
-                .bind(ymd(t.booking_date))
-                .bind(t.amount.to_string())
-                .bind(&t.currency)
-                .bind(&t.description)
-                .bind(seq)
-                .bind(Ts(now))
-                .execute(&mut *conn)
-                .await?;
-            }
-            for id in &changes.removed {
-                sqlx::query(
-                    "UPDATE transactions SET removed = $3, changed_seq = $4, updated_at = $5 \
-                     WHERE id = $1 AND account_id = $2",
-                )
-                .bind(id)
-                .bind(account.0)
-                .bind(true)
-                .bind(seq)
-                .bind(Ts(now))
-                .execute(&mut *conn)
-                .await?;
-            }
-        });
-        Ok(changes.added.len() as u32)
-    }
 }
 
 impl Store {
@@ -370,46 +196,6 @@ impl Store {
             .fetch_all(pool)
             .await?;
             Ok(rows.iter().map(txn_from_row).collect::<Result<_, _>>()?)
-        })
-    }
-
-    /// What reconciliation compares against: the account's live transactions booked from
-    /// `from` on, and every pending one.
-    pub async fn known_transactions(
-        &self,
-        account: AccountId,
-        from: Date,
-    ) -> Result<Vec<KnownTxn>> {
-        on_pool!(self, read, |pool| {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                txn_columns!(),
-                " FROM transactions WHERE account_id = $1 AND removed = $2 \
-                 AND (booking_date >= $3 OR status = 'pending')"
-            ))
-            .bind(account.0)
-            .bind(false)
-            .bind(ymd(from))
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    let t = txn_from_row(r)?;
-                    Ok(KnownTxn {
-                        id: t.id.0,
-                        txn: BankTxn {
-                            provider_id: t.provider_transaction_id,
-                            immutable_id: t.immutable_id,
-                            status: t.status,
-                            booking_date: t.booking_date,
-                            amount: t.amount,
-                            currency: t.currency,
-                            description: t.description,
-                        },
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()
-                .map_err(StoreError::from)
         })
     }
 

@@ -21,6 +21,7 @@ mod events;
 mod links;
 mod migrate;
 mod products;
+mod reconciled;
 mod refresh;
 mod signing_keys;
 #[cfg(feature = "testing")]
@@ -41,6 +42,7 @@ pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
 pub use products::{CALLBACK_DIALECT, ProductRequestView};
+pub use reconciled::AccountChanges;
 pub use refresh::TaskView;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
 

@@ -162,28 +162,29 @@ impl Tx {
         Ok(())
     }
 
-    /// Records an interim stage the sub-task reached; true the first time it reaches it, so
-    /// each stage is reported once however many attempts it takes.
-    pub async fn reach_stage(
+    /// Records the accounts a claimed sub-task found and moves it to its last interim stage,
+    /// in one statement; false when the claim was lost. Account changes an earlier attempt
+    /// fixed stand: the first attempt's view of what was added or removed is the true one.
+    pub async fn reach_account_summary(
         &mut self,
         id: SubTaskId,
         token: &str,
-        stage: RefreshStage,
+        accounts: &[AccountId],
+        changes: &[AccountChange],
     ) -> Result<bool> {
-        let before: &[&str] = match stage {
-            RefreshStage::LoginSuccess => &[],
-            RefreshStage::AccountSummaryReceived => &["login_success"],
-        };
+        let ids: Vec<Uuid> = accounts.iter().map(|a| a.0).collect();
         let n = on_tx!(self, |conn| {
             sqlx::query(
-                "UPDATE refresh_subtasks SET stage = $3, updated_at = $4 WHERE id = $1 \
-                 AND lease_token = $2 AND (stage IS NULL OR stage = $5)",
+                "UPDATE refresh_subtasks SET account_ids = $3, \
+                 account_changes = COALESCE(account_changes, $4), stage = $5, updated_at = $6 \
+                 WHERE id = $1 AND lease_token = $2",
             )
             .bind(id.0)
             .bind(token)
-            .bind(stage.as_str())
+            .bind(Json(&ids))
+            .bind(Json(changes))
+            .bind(RefreshStage::AccountSummaryReceived.as_str())
             .bind(Ts(freshet_model::time::now()))
-            .bind(before.first().copied().unwrap_or("-"))
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -191,63 +192,8 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Fixes the sub-task's account list, and its account changes unless an earlier attempt
-    /// already fixed them; returns the changes that stand.
-    pub async fn set_subtask_accounts(
-        &mut self,
-        id: SubTaskId,
-        accounts: &[AccountId],
-        changes: &[AccountChange],
-    ) -> Result<Vec<AccountChange>> {
-        let ids: Vec<Uuid> = accounts.iter().map(|a| a.0).collect();
-        on_tx!(self, |conn| {
-            let row = sqlx::query(
-                "UPDATE refresh_subtasks SET account_ids = $2, \
-                 account_changes = COALESCE(account_changes, $3) WHERE id = $1 RETURNING account_changes",
-            )
-            .bind(id.0)
-            .bind(Json(&ids))
-            .bind(Json(changes))
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(row.opt_json("account_changes")?.unwrap_or_default())
-        })
-    }
-
-    /// Adds new transactions per account to the sub-task's running counts, in the same
-    /// transaction as writing them, so a retried attempt still reports them.
-    pub async fn count_new_transactions(
-        &mut self,
-        id: SubTaskId,
-        added: &[(AccountId, u32)],
-    ) -> Result<()> {
-        if added.iter().all(|(_, n)| *n == 0) {
-            return Ok(());
-        }
-        on_tx!(self, |conn| {
-            let row = sqlx::query("SELECT new_transactions FROM refresh_subtasks WHERE id = $1")
-                .bind(id.0)
-                .fetch_one(&mut *conn)
-                .await?;
-            let mut counts: Value = row
-                .opt_json("new_transactions")?
-                .unwrap_or_else(|| json!({}));
-            for (account, n) in added.iter().filter(|(_, n)| *n > 0) {
-                let key = account.0.to_string();
-                let total = counts[&key].as_u64().unwrap_or(0) + u64::from(*n);
-                counts[key] = json!(total);
-            }
-            sqlx::query("UPDATE refresh_subtasks SET new_transactions = $2, has_new_transactions = $3 WHERE id = $1")
-                .bind(id.0)
-                .bind(Json(&counts))
-                .bind(true)
-                .execute(&mut *conn)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Ends a claimed sub-task; `None` when the claim was lost (another node now has it).
+    /// Ends a claimed sub-task with the transactions it added per account (written in the
+    /// same transaction); `None` when the claim was lost (another node now has it).
     pub async fn finish_subtask(
         &mut self,
         id: SubTaskId,
@@ -255,12 +201,19 @@ impl Tx {
         status: TaskStatus,
         result: ResultCode,
         reconnect_required: bool,
+        added: &[(AccountId, u32)],
     ) -> Result<Option<SubTask>> {
         let now = freshet_model::time::now();
+        let counts: serde_json::Map<String, Value> = added
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(account, n)| (account.0.to_string(), json!(n)))
+            .collect();
         on_tx!(self, |conn| {
             let row = sqlx::query(concat!(
                 "UPDATE refresh_subtasks SET status = $3, result = $4, reconnect_required = $5, \
-                 finished_at = $6, updated_at = $6, lease_token = NULL, lease_until = NULL \
+                 finished_at = $6, updated_at = $6, lease_token = NULL, lease_until = NULL, \
+                 new_transactions = $7, has_new_transactions = $8 \
                  WHERE id = $1 AND lease_token = $2 AND status = 'Running' RETURNING ",
                 sub_columns!()
             ))
@@ -270,6 +223,8 @@ impl Tx {
             .bind(result.as_str())
             .bind(reconnect_required)
             .bind(Ts(now))
+            .bind(Json(&counts))
+            .bind(!counts.is_empty())
             .fetch_optional(&mut *conn)
             .await?;
             Ok(row.as_ref().map(sub_from_row).transpose()?)

@@ -20,7 +20,7 @@ use freshet_model::{
     reconcile::{self, TxnStatus},
     refresh::{AccountId, Balance, BankTokens, Consent, Link, SubTask},
 };
-use freshet_store::{FoundAccount, StoreError};
+use freshet_store::{AccountChanges, FoundAccount, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -233,33 +233,48 @@ async fn fetch(
 
     let today = freshet_model::time::now().date();
     let history_start = today - time::Duration::days(r.inner.config.history_days);
+    let windows: Vec<(AccountId, Option<time::Date>, time::Date)> = ids
+        .iter()
+        .map(|id| {
+            let last_booked = held
+                .iter()
+                .find(|h| h.id == *id)
+                .and_then(|h| h.last_booked_date);
+            let from = sub.window_from.unwrap_or_else(|| {
+                reconcile::refetch_from(
+                    last_booked,
+                    time::Duration::days(r.inner.config.margin_days),
+                    history_start,
+                )
+            });
+            (*id, last_booked, from)
+        })
+        .collect();
+    let mut known = r
+        .store()
+        .known_transactions(
+            &windows
+                .iter()
+                .map(|(id, _, from)| (*id, *from))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
     let mut found = Vec::with_capacity(ids.len());
     let mut renewed = std::time::Instant::now();
-    for (bank_account, id) in listed.iter().zip(&ids) {
-        let last_booked = held
-            .iter()
-            .find(|h| h.id == *id)
-            .and_then(|h| h.last_booked_date);
-        let from = sub.window_from.unwrap_or_else(|| {
-            reconcile::refetch_from(
-                last_booked,
-                time::Duration::days(r.inner.config.margin_days),
-                history_start,
-            )
-        });
+    for (bank_account, (id, last_booked, from)) in listed.iter().zip(windows) {
         let to = sub.window_to.unwrap_or(today);
         let fetched = connector
             .transactions(&session, &bank_account.id, from, to)
             .await
             .map_err(bank_err)?;
-        let known = r.store().known_transactions(*id, from).await?;
         let newest_booked = fetched
             .iter()
             .filter(|t| t.status == TxnStatus::Booked)
             .map(|t| t.booking_date)
             .max();
+        let known = known.remove(&id).unwrap_or_default();
         found.push(Found {
-            account: *id,
+            account: id,
             changes: reconcile::reconcile(&known, &fetched),
             last_booked: newest_booked.max(last_booked),
         });
@@ -295,18 +310,18 @@ async fn summary(
     } = subject;
     let mut tx = r.store().begin().await?;
     tx.start_task(sub.task_id).await?;
-    let mut ids = Vec::new();
+    let stored = tx
+        .upsert_accounts(
+            consent.application_id,
+            consent.customer_id,
+            consent.id,
+            &provider.id,
+            accounts,
+        )
+        .await?;
+    let mut ids = Vec::with_capacity(stored.len());
     let mut changes = Vec::new();
-    for a in accounts {
-        let (id, new) = tx
-            .upsert_account(
-                consent.application_id,
-                consent.customer_id,
-                consent.id,
-                &provider.id,
-                a,
-            )
-            .await?;
+    for (id, new) in stored {
         let was_removed = held.iter().any(|h| h.id == id && h.removed);
         let change = if new || was_removed {
             AccountChangeKind::Added
@@ -319,22 +334,38 @@ async fn summary(
         });
         ids.push(id);
     }
-    for gone in tx.remove_accounts_except(consent.id, &ids).await? {
-        changes.push(AccountChange {
-            account_id: gone.to_string(),
-            change: AccountChangeKind::Removed,
-        });
+    // Only this claim writes the consent's accounts, so what was read before still holds.
+    let gone: Vec<AccountId> = held
+        .iter()
+        .filter(|h| !h.removed && !ids.contains(&h.id))
+        .map(|h| h.id)
+        .collect();
+    tx.remove_accounts(&gone).await?;
+    changes.extend(gone.iter().map(|id| AccountChange {
+        account_id: id.to_string(),
+        change: AccountChangeKind::Removed,
+    }));
+    if !tx
+        .reach_account_summary(sub.id, token, &ids, &changes)
+        .await?
+    {
+        return Err(Stop::Internal("the claim was lost".into()));
     }
-    tx.set_subtask_accounts(sub.id, &ids, &changes).await?;
     let mut running = sub.clone();
     running.status = TaskStatus::Running;
     running.account_ids = ids.clone();
     let mut events = Vec::new();
+    // The claim returned the stage earlier attempts reached: each stage is reported once.
+    let reached_before = |stage: RefreshStage| match (sub.stage, stage) {
+        (None, _) => false,
+        (Some(RefreshStage::LoginSuccess), RefreshStage::AccountSummaryReceived) => false,
+        (Some(_), _) => true,
+    };
     for stage in [
         RefreshStage::LoginSuccess,
         RefreshStage::AccountSummaryReceived,
     ] {
-        if !tx.reach_stage(sub.id, token, stage).await? {
+        if reached_before(stage) {
             continue;
         }
         let data = EventData::RefreshProgress(RefreshProgress {
@@ -403,17 +434,18 @@ async fn finish(
     };
     let now = freshet_model::time::now();
     let mut tx = store.begin().await?;
-    let mut added = Vec::with_capacity(found.len());
-    for f in found {
-        added.push((
-            f.account,
-            tx.apply_changes(f.account, &f.changes, f.last_booked)
-                .await?,
-        ));
-    }
-    tx.count_new_transactions(sub.id, &added).await?;
+    let batch: Vec<AccountChanges<'_>> = found
+        .iter()
+        .map(|f| AccountChanges {
+            account: f.account,
+            changes: &f.changes,
+            last_booked: f.last_booked,
+        })
+        .collect();
+    let counts = tx.apply_changes(&batch).await?;
+    let added: Vec<(AccountId, u32)> = found.iter().map(|f| f.account).zip(counts).collect();
     let Some(ended) = tx
-        .finish_subtask(sub.id, token, status, result, reconnect)
+        .finish_subtask(sub.id, token, status, result, reconnect, &added)
         .await?
     else {
         return Ok(());
