@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_refresh;
+pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod listen;

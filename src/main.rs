@@ -11,7 +11,8 @@ use freshet::{
 #[command(
     name = "freshet",
     version,
-    about = "Open-banking refresh orchestration and webhook delivery engine"
+    about = "Open-banking refresh orchestration and webhook delivery engine",
+    after_help = freshet::cli::EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,8 @@ enum Command {
     /// Measure this machine: `freshet bench delivery`, `freshet bench refresh`.
     #[command(subcommand)]
     Bench(Bench),
+    #[command(flatten)]
+    Api(freshet::cli::Command),
 }
 
 #[derive(clap::Args)]
@@ -72,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Listen(args) => freshet::listen::run(args).await,
         Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
         Command::Bench(Bench::Refresh(b)) => freshet::bench_refresh::run(b).await,
+        Command::Api(command) => std::process::exit(freshet::cli::run(command).await),
         Command::Openapi => {
             println!("{}", freshet_api::openapi().to_pretty_json()?);
             Ok(())

@@ -3,6 +3,7 @@
 
 mod applications;
 mod bad_input;
+mod cli;
 mod crash;
 mod customers;
 mod dialects;
