@@ -14,9 +14,9 @@ pub struct Watched {
     pub children: Vec<(String, u32)>,
 }
 
-/// CPU seconds per program at one instant.
+/// CPU seconds per process at one instant, each under the program it belongs to.
 #[derive(Clone, Debug, Default)]
-pub struct CpuSample(BTreeMap<String, f64>);
+pub struct CpuSample(BTreeMap<(String, String), f64>);
 
 impl Watched {
     /// Reads every watched program's CPU time now. PostgreSQL is the sum of every process
@@ -24,10 +24,18 @@ impl Watched {
     pub fn sample(&self) -> CpuSample {
         let mut by = BTreeMap::new();
         for (name, pid) in &self.children {
-            *by.entry(name.clone()).or_default() += process_seconds(&pid.to_string());
+            by.insert(
+                (name.clone(), pid.to_string()),
+                process_seconds(&pid.to_string()),
+            );
         }
-        by.insert("bench (load + receiver)".into(), process_seconds("self"));
-        let postgres: f64 = std::fs::read_dir("/proc")
+        by.insert(
+            ("bench (load + receiver)".into(), "self".into()),
+            process_seconds("self"),
+        );
+        // Per process, so that backends ending between two samples do not count against
+        // those that started.
+        let backends = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
@@ -39,11 +47,11 @@ impl Watched {
                 std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .is_ok_and(|c| c.trim_end() == "postgres")
             })
-            .map(|pid| process_seconds(&pid))
-            .sum();
-        if postgres > 0.0 {
-            by.insert("postgresql".into(), postgres);
-        }
+            .map(|pid| {
+                let spent = process_seconds(&pid);
+                (("postgresql".to_string(), pid), spent)
+            });
+        by.extend(backends);
         CpuSample(by)
     }
 }
@@ -51,15 +59,13 @@ impl Watched {
 impl CpuSample {
     /// What each program spent between `before` and `self`, and in all, as a table row set.
     pub fn since(&self, before: &CpuSample) -> Vec<(String, f64)> {
-        let mut spent: Vec<(String, f64)> = self
-            .0
-            .iter()
-            .map(|(name, now)| {
-                let then = before.0.get(name).copied().unwrap_or(0.0);
-                (name.clone(), (now - then).max(0.0))
-            })
-            .collect();
-        let total = spent.iter().map(|(_, s)| s).sum();
+        let mut by: BTreeMap<String, f64> = BTreeMap::new();
+        for (key, now) in &self.0 {
+            let then = before.0.get(key).copied().unwrap_or(0.0);
+            *by.entry(key.0.clone()).or_default() += (now - then).max(0.0);
+        }
+        let total = by.values().sum();
+        let mut spent: Vec<(String, f64)> = by.into_iter().collect();
         spent.push(("all".into(), total));
         spent
     }
@@ -115,11 +121,21 @@ mod tests {
 
     #[test]
     fn differences_are_per_program_with_a_total() {
-        let before = CpuSample(BTreeMap::from([("a".into(), 1.0), ("b".into(), 2.0)]));
-        let after = CpuSample(BTreeMap::from([("a".into(), 1.5), ("b".into(), 4.0)]));
+        let key = |name: &str, pid: &str| (name.to_string(), pid.to_string());
+        let before = CpuSample(BTreeMap::from([
+            (key("a", "1"), 1.0),
+            (key("b", "2"), 2.0),
+            (key("b", "3"), 9.0),
+        ]));
+        // b/3 ended, b/4 started: b spent 2 s in its old process and 1 s in its new one.
+        let after = CpuSample(BTreeMap::from([
+            (key("a", "1"), 1.5),
+            (key("b", "2"), 4.0),
+            (key("b", "4"), 1.0),
+        ]));
         assert_eq!(
             after.since(&before),
-            vec![("a".into(), 0.5), ("b".into(), 2.0), ("all".into(), 2.5)]
+            vec![("a".into(), 0.5), ("b".into(), 3.0), ("all".into(), 3.5)]
         );
     }
 }

@@ -159,12 +159,37 @@ impl Tx {
     }
 }
 
+/// Whether a PostgreSQL URL chooses its own TLS mode.
+fn names_ssl_mode(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some("sslmode"))
+    })
+}
+
+/// A host on this machine: a loopback name or address, or a Unix socket directory.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://path`, `sqlite:path`, `postgres://…`), creating a SQLite
     /// file if it does not exist. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self> {
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let connect = PgConnectOptions::from_str(url)?;
+            let mut connect = PgConnectOptions::from_str(url)?;
+            if !names_ssl_mode(url) && is_loopback(connect.get_host()) {
+                // TLS to a database on this machine protects nothing and costs both ends
+                // CPU on every statement; a URL that names an sslmode still gets it.
+                connect = connect.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+            }
             let pool = PgPoolOptions::new()
                 .max_connections(opts.max_connections)
                 .acquire_timeout(opts.acquire_timeout)
@@ -237,5 +262,32 @@ impl Store {
             }
             Backend::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_dropped_only_for_this_machine_and_only_unless_asked_for() {
+        assert!(is_loopback("127.0.0.1"));
+        assert!(is_loopback("127.8.0.1"));
+        assert!(is_loopback("::1"));
+        assert!(is_loopback("[::1]"));
+        assert!(is_loopback("localhost"));
+        assert!(is_loopback("/var/run/postgresql"));
+        assert!(!is_loopback("db.internal"));
+        assert!(!is_loopback("10.0.0.5"));
+        assert!(!is_loopback("localhost.example.com"));
+
+        assert!(names_ssl_mode("postgres://u@127.0.0.1/db?sslmode=require"));
+        assert!(names_ssl_mode(
+            "postgres://u@127.0.0.1/db?application_name=x&sslmode=prefer"
+        ));
+        assert!(!names_ssl_mode("postgres://u@127.0.0.1/db"));
+        assert!(!names_ssl_mode(
+            "postgres://u@127.0.0.1/db?application_name=sslmode"
+        ));
     }
 }
