@@ -482,6 +482,10 @@ async fn finish(
         });
     }
     tx.end_refresh(consent.id, consent_end).await?;
+    let ran_for = ended
+        .started_at
+        .zip(ended.finished_at)
+        .and_then(|(s, f)| std::time::Duration::try_from(f - s).ok());
     let customer_snap = snapshots::customer(customer);
     let link_snap = snapshots::link(link);
     let snapshot = snapshots::sub_task(&ended, provider.clone(), link_snap.clone(), &consent_now);
@@ -598,5 +602,9 @@ async fn finish(
     r.record_all(&mut tx, app, sub.customer_id, events).await?;
     tx.commit().await?;
     r.delivered();
+    r.inner
+        .engine
+        .metrics()
+        .subtask_ended(&sub.provider_id, result, ran_for);
     Ok(())
 }
