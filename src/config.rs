@@ -107,6 +107,10 @@ pub struct ServeArgs {
     /// mounted one.
     #[arg(long, env = "FRESHET_SANDBOX_URL")]
     pub sandbox_url: Option<String>,
+    /// Seconds `/metrics` reuses what it read from the database (queue, unattended budget),
+    /// so frequent scrapes cannot load it; 0 reads at every scrape [default: 5].
+    #[arg(long, env = "FRESHET_METRICS_CACHE_SECONDS")]
+    pub metrics_cache_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -132,6 +136,7 @@ pub struct FileConfig {
     pub refresh_tick_seconds: Option<u64>,
     pub bank_timeout_seconds: Option<u64>,
     pub sandbox_url: Option<String>,
+    pub metrics_cache_seconds: Option<u64>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -163,6 +168,8 @@ pub struct Config {
     pub bank_timeout: Duration,
     /// A sandbox bank elsewhere, whose banks this node connects to.
     pub sandbox_url: Option<String>,
+    /// How long `/metrics` reuses the database facts it read.
+    pub metrics_cache: Duration,
 }
 
 impl Config {
@@ -188,6 +195,7 @@ impl Config {
             refresh_tick: Duration::from_secs(10),
             bank_timeout: Duration::from_secs(30),
             sandbox_url: None,
+            metrics_cache: Duration::from_secs(5),
         }
     }
 
@@ -283,6 +291,11 @@ impl Config {
                 .sandbox_url
                 .or(file.sandbox_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
+            metrics_cache: args
+                .metrics_cache_seconds
+                .or(file.metrics_cache_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.metrics_cache),
         };
         config.validate()?;
         Ok(config)
@@ -327,6 +340,9 @@ impl Config {
         if self.refresh_tick.is_zero() {
             bail!("refresh_tick_seconds: must be at least 1");
         }
+        if self.metrics_cache > Duration::from_secs(300) {
+            bail!("metrics_cache_seconds: must be at most 300");
+        }
         if self.db_max_connections == 0 {
             bail!("db_max_connections: must be at least 1");
         }
@@ -370,7 +386,7 @@ impl Config {
              log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}\n\
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
              sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
-             refresh_tick_seconds = {}\nbank_timeout_seconds = {}",
+             refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -388,6 +404,7 @@ impl Config {
             self.refreshes_per_day,
             self.refresh_tick.as_secs(),
             self.bank_timeout.as_secs(),
+            self.metrics_cache.as_secs(),
         )
     }
 }

@@ -11,6 +11,7 @@ use freshet_engine::{
         dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure},
         sender::Sender,
     },
+    metrics::Exporter,
     products::{Products, ProductsConfig},
     recorder::Handoff,
     refresh::{RefreshConfig, Refresher},
@@ -115,6 +116,12 @@ impl Server {
             signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
+            exporter: Arc::new(Exporter::new(
+                engine.metrics().clone(),
+                store.clone(),
+                refresher.providers(),
+                config.metrics_cache,
+            )),
         };
         let mut app = freshet_api::router(
             state,
@@ -151,7 +158,8 @@ impl Server {
                 },
                 engine.wake(),
             )
-            .with_handoff(handoff_rx),
+            .with_handoff(handoff_rx)
+            .with_metrics(engine.metrics().clone()),
         );
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let refreshing = refresher.spawn(stop.clone());

@@ -10,6 +10,7 @@ mod dialects;
 mod lifecycle;
 mod listen;
 mod logs;
+mod metrics;
 mod products;
 mod refresh;
 mod sandbox;

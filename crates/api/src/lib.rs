@@ -15,6 +15,7 @@ mod events;
 pub mod extract;
 mod health;
 mod links;
+mod metrics;
 pub mod problem;
 mod products;
 mod refresh;
@@ -118,7 +119,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState, opts: &ApiOptions) -> Router {
     let (routes, doc) = documented();
     let doc = Arc::new(doc);
+    let metrics = state.engine.metrics().clone();
     routes
+        .merge(metrics::router())
         .route(
             "/openapi.json",
             get(move || {
@@ -133,6 +136,10 @@ pub fn router(state: AppState, opts: &ApiOptions) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
+        .layer(axum::middleware::map_response_with_state(
+            metrics,
+            metrics::count_response,
+        ))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(Extension(BodyLimit(opts.max_body_bytes)))
         .layer(TraceLayer::new_for_http())

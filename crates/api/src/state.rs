@@ -1,7 +1,8 @@
 //! What every handler can reach.
 
 use freshet_engine::{
-    Engine, products::Products, refresh::Refresher, signing_keys::SigningKeys, webhooks::Endpoints,
+    Engine, metrics::Exporter, products::Products, refresh::Refresher, signing_keys::SigningKeys,
+    webhooks::Endpoints,
 };
 use std::sync::Arc;
 
@@ -25,4 +26,6 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     /// Recently verified API keys.
     pub keys: Arc<KeyCache>,
+    /// Renders `/metrics`.
+    pub exporter: Arc<Exporter>,
 }

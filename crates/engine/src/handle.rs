@@ -5,7 +5,10 @@ use std::sync::Arc;
 use freshet_store::Store;
 use tokio::sync::Notify;
 
-use crate::recorder::{Handoff, Recorder};
+use crate::{
+    metrics::Metrics,
+    recorder::{Handoff, Recorder},
+};
 
 /// Shared by the API and the engines of one node.
 #[derive(Clone, Debug)]
@@ -13,6 +16,7 @@ pub struct Engine {
     pub store: Store,
     pub(crate) recorder: Recorder,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -21,12 +25,21 @@ impl Engine {
     pub fn new(store: Store, handoff: Option<Handoff>) -> Self {
         let wake = Arc::new(Notify::new());
         let notify = wake.clone();
-        let recorder = Recorder::start(store.clone(), handoff, move || notify.notify_one());
+        let metrics = Arc::new(Metrics::new());
+        let recorder = Recorder::start(store.clone(), handoff, metrics.clone(), move || {
+            notify.notify_one()
+        });
         Self {
             store,
             recorder,
             wake,
+            metrics,
         }
+    }
+
+    /// This node's metrics, which every engine of the node counts in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Tells this node's dispatcher that deliveries became due, so they leave at once instead

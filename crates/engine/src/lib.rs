@@ -10,6 +10,7 @@
 pub mod delivery;
 pub mod formats;
 mod handle;
+pub mod metrics;
 pub mod products;
 pub mod recorder;
 pub mod refresh;

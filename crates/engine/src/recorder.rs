@@ -24,6 +24,8 @@ use freshet_model::webhooks::{EndpointId, EventId};
 use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoredEvent};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::Metrics;
+
 /// Where an event goes, owned so it can cross to the writer task.
 #[derive(Clone, Debug)]
 pub enum Target {
@@ -104,10 +106,11 @@ impl Recorder {
     pub fn start(
         store: Store,
         handoff: Option<Handoff>,
+        metrics: Arc<Metrics>,
         after_commit: impl Fn() + Send + 'static,
     ) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_loop(store, rx, handoff, after_commit));
+        tokio::spawn(write_loop(store, rx, handoff, metrics, after_commit));
         Self { jobs }
     }
 
@@ -134,6 +137,7 @@ async fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Job>,
     handoff: Option<Handoff>,
+    metrics: Arc<Metrics>,
     after_commit: impl Fn(),
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -144,7 +148,11 @@ async fn write_loop(
                     after_commit();
                 }
                 for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(!written.missing.contains(&job.event.id)));
+                    let stored = !written.missing.contains(&job.event.id);
+                    if stored {
+                        metrics.events_recorded([job.event.event_type]);
+                    }
+                    let _ = job.done.send(Ok(stored));
                 }
             }
             Err(e) => {
@@ -155,6 +163,9 @@ async fn write_loop(
                         .await
                         .map(|w| w.missing.is_empty())
                         .map_err(|e| e.to_string());
+                    if one == Ok(true) {
+                        metrics.events_recorded([job.event.event_type]);
+                    }
                     let _ = job.done.send(one);
                 }
                 after_commit();

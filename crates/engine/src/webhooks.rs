@@ -425,6 +425,10 @@ impl Engine {
             .map(|(e, dialects)| (e.clone(), Fanout::Subscribers { dialects }))
             .collect();
         tx.record_events(&batch).await?;
+        // Counted once written: the caller's commit comes next, and only a failing database
+        // stops it.
+        self.metrics()
+            .events_recorded(stored.iter().map(|(e, _)| e.event_type));
         Ok(stored.into_iter().map(|(e, _)| e).collect())
     }
 

@@ -7,10 +7,11 @@ use freshet_model::{
     refresh::{BankTokens, Consent, ConsentId, Link, LinkId},
 };
 use sqlx::types::Json;
-use time::OffsetDateTime;
+use time::{Date, OffsetDateTime};
 
 use crate::{
     Result, Store, StoreError, Tx,
+    accounts::ymd,
     codec::{RowExt, Ts},
     on_pool, on_tx,
 };
@@ -47,6 +48,25 @@ fn consent_from_row(r: &impl RowExt) -> Result<Consent, sqlx::Error> {
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
+}
+
+/// What the end of a sub-task changes on its consent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RefreshEnd {
+    /// It succeeded: the consent counts as refreshed now, and its next scheduled refresh is
+    /// moved to no earlier than this.
+    pub next_refresh: Option<OffsetDateTime>,
+    /// It called the bank without the customer present on this UTC day, using one of the
+    /// consent's unattended refreshes for the day.
+    pub unattended_on: Option<Date>,
+}
+
+/// A consent whose scheduled refresh is due.
+#[derive(Clone, Debug)]
+pub struct DueConsent {
+    pub consent: Consent,
+    /// Unattended refreshes it made today.
+    pub unattended_used: u32,
 }
 
 fn link_from_row(r: &impl RowExt) -> Result<Link, sqlx::Error> {
@@ -213,18 +233,31 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Puts a consent's next scheduled refresh no earlier than `at`, and records a refresh.
-    pub async fn refreshed_consent(&mut self, id: ConsentId, at: OffsetDateTime) -> Result<()> {
+    /// Writes what the end of a sub-task changes on its consent, in one statement.
+    pub async fn end_refresh(&mut self, id: ConsentId, end: RefreshEnd) -> Result<()> {
+        if end.next_refresh.is_none() && end.unattended_on.is_none() {
+            return Ok(());
+        }
         let now = freshet_model::time::now();
         on_tx!(self, |conn| {
+            // Every right-hand side reads the row as it was, so the day comparison sees the
+            // day of the stored count: a count from another day starts again at 1.
             sqlx::query(
-                "UPDATE consents SET last_refreshed_at = $3, next_refresh_at = CASE \
-                 WHEN next_refresh_at IS NULL OR next_refresh_at < $2 THEN $2 ELSE next_refresh_at END \
+                "UPDATE consents SET \
+                 last_refreshed_at = CASE WHEN $2 THEN $4 ELSE last_refreshed_at END, \
+                 next_refresh_at = CASE WHEN $2 AND (next_refresh_at IS NULL OR next_refresh_at < $3) \
+                   THEN $3 ELSE next_refresh_at END, \
+                 unattended_used = CASE WHEN NOT $5 THEN unattended_used \
+                   WHEN unattended_day = $6 THEN unattended_used + 1 ELSE 1 END, \
+                 unattended_day = CASE WHEN $5 THEN $6 ELSE unattended_day END \
                  WHERE id = $1",
             )
             .bind(id.0)
-            .bind(Ts(at))
+            .bind(end.next_refresh.is_some())
+            .bind(Ts(end.next_refresh.unwrap_or(now)))
             .bind(Ts(now))
+            .bind(end.unattended_on.is_some())
+            .bind(ymd(end.unattended_on.unwrap_or(now.date())))
             .execute(&mut *conn)
             .await?;
         });
@@ -381,15 +414,38 @@ impl Store {
         })
     }
 
-    /// Authorised consents whose scheduled refresh is due, oldest due first.
-    pub async fn consents_due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Consent>> {
-        self.consents_where(
-            "status = 'authorised' AND reconnect_required = $2 AND next_refresh_at <= $1 \
-             ORDER BY next_refresh_at",
-            now,
-            limit,
-        )
-        .await
+    /// Authorised consents whose scheduled refresh is due, oldest due first, each with the
+    /// unattended refreshes it made on `today`.
+    pub async fn consents_due(
+        &self,
+        now: OffsetDateTime,
+        today: Date,
+        limit: u32,
+    ) -> Result<Vec<DueConsent>> {
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                consent_columns!(),
+                ", CASE WHEN unattended_day = $3 THEN unattended_used ELSE 0 END AS used_today \
+                 FROM consents WHERE status = 'authorised' AND reconnect_required = $2 \
+                 AND next_refresh_at <= $1 ORDER BY next_refresh_at LIMIT $4"
+            ))
+            .bind(Ts(now))
+            .bind(false)
+            .bind(ymd(today))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(DueConsent {
+                        consent: consent_from_row(r)?,
+                        unattended_used: r.i64("used_today")?.clamp(0, i64::from(u32::MAX)) as u32,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
     }
 
     /// Authorised consents whose expiry is at or before `at`.

@@ -15,11 +15,11 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::recorder::HandoffReceiver;
+use crate::{metrics::Metrics, recorder::HandoffReceiver};
 
 use super::{
     retry::RetryPolicy,
-    sender::{Outgoing, Sender, Sent},
+    sender::{AttemptOutcome, Outgoing, Sender, Sent},
 };
 
 /// Tuning of a node's dispatcher.
@@ -75,6 +75,7 @@ pub struct Dispatcher {
     on_long_failure: OnLongFailure,
     config: DispatcherConfig,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 }
 
 struct Done {
@@ -99,7 +100,15 @@ impl Dispatcher {
             on_long_failure,
             config,
             wake,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Counts attempts in `metrics` (the node's, which `/metrics` shows) rather than in a
+    /// registry of its own.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Takes deliveries this node's recorder wrote already leased, besides those it claims.
@@ -116,9 +125,7 @@ impl Dispatcher {
             .claim_due(&self.config.node, self.lease(), self.config.batch_size)
             .await?;
         let n = claims.len();
-        let attempts = claims
-            .into_iter()
-            .map(|c| attempt(&self.sender, &self.prepare, &self.config.node, c));
+        let attempts = claims.into_iter().map(|c| self.attempt(c));
         let finished: Vec<Finished> = futures::future::join_all(attempts).await;
         self.record(&finished).await?;
         Ok(n)
@@ -174,9 +181,7 @@ impl Dispatcher {
                             .expect("claimed within the free room");
                         let (this, done) = (self.clone(), done_tx.clone());
                         tokio::spawn(async move {
-                            let finished =
-                                attempt(&this.sender, &this.prepare, &this.config.node, claim)
-                                    .await;
+                            let finished = this.attempt(claim).await;
                             let _ = done.send(Done {
                                 finished,
                                 _permit: permit,
@@ -238,7 +243,7 @@ impl Dispatcher {
         };
         let (this, done) = (self.clone(), done.clone());
         tokio::spawn(async move {
-            let finished = attempt(&this.sender, &this.prepare, &this.config.node, claim).await;
+            let finished = this.attempt(claim).await;
             let _ = done.send(Done {
                 finished,
                 _permit: permit,
@@ -285,14 +290,32 @@ impl Dispatcher {
     fn lease(&self) -> time::Duration {
         time::Duration::try_from(self.config.lease).unwrap_or(time::Duration::MINUTE)
     }
+
+    async fn attempt(&self, claim: Claim) -> Finished {
+        attempt(
+            &self.sender,
+            &self.prepare,
+            &self.config.node,
+            &self.metrics,
+            claim,
+        )
+        .await
+    }
 }
 
-/// Prepares and sends one delivery, and decides what happens next.
-async fn attempt(sender: &Sender, prepare: &Prepare, node: &str, claim: Claim) -> Finished {
+/// Prepares and sends one delivery, counts it, and decides what happens next.
+async fn attempt(
+    sender: &Sender,
+    prepare: &Prepare,
+    node: &str,
+    metrics: &Metrics,
+    claim: Claim,
+) -> Finished {
     let now = freshet_model::time::now();
     let sent = match prepare(&claim, now) {
         Ok(out) => sender.send(out).await,
         Err(e) => Sent {
+            outcome: AttemptOutcome::RenderError,
             status: None,
             latency: Duration::ZERO,
             excerpt: None,
@@ -316,6 +339,12 @@ async fn attempt(sender: &Sender, prepare: &Prepare, node: &str, claim: Claim) -
     if !sent.succeeded() {
         tracing::debug!(delivery = %claim.delivery.id, status = ?sent.status, error = ?sent.error, "attempt failed");
     }
+    metrics.delivery_attempted(
+        &claim.endpoint.dialect,
+        sent.outcome,
+        sent.latency,
+        outcome == Outcome::Dead,
+    );
     Finished {
         application_id: claim.delivery.application_id,
         delivery_id: claim.delivery.id,
@@ -361,6 +390,11 @@ mod tests {
 
     fn sent(status: Option<u16>, retry_after: Option<u64>) -> Sent {
         Sent {
+            outcome: match status {
+                Some(200..300) => AttemptOutcome::Success,
+                Some(_) => AttemptOutcome::HttpError,
+                None => AttemptOutcome::ConnectError,
+            },
             status,
             latency: Duration::from_millis(1),
             excerpt: None,

@@ -11,7 +11,7 @@ use reqwest::{Url, header::HeaderMap, redirect};
 
 use super::{
     retry::parse_retry_after,
-    target::{GuardedResolver, TargetPolicy},
+    target::{GuardedResolver, Refusal, TargetPolicy},
 };
 
 /// How much of a response body is kept for the attempt log.
@@ -25,9 +25,58 @@ pub struct Outgoing {
     pub headers: Vec<(String, String)>,
 }
 
+/// How an attempt went, in the few kinds operators tell apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// A 2xx response.
+    Success,
+    /// Any other response, 3xx included (redirects are not followed).
+    HttpError,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// No connection: refused, reset, unreachable, or the name did not resolve.
+    ConnectError,
+    /// The connection broke after it was made, before a response arrived.
+    NetworkError,
+    /// The target guard refused the URL or every address it resolves to; nothing was sent.
+    Refused,
+    /// The event could not be rendered in the endpoint's dialect; nothing was sent.
+    RenderError,
+}
+
+impl AttemptOutcome {
+    pub const ALL: [Self; 7] = [
+        Self::Success,
+        Self::HttpError,
+        Self::Timeout,
+        Self::ConnectError,
+        Self::NetworkError,
+        Self::Refused,
+        Self::RenderError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::HttpError => "http_error",
+            Self::Timeout => "timeout",
+            Self::ConnectError => "connect_error",
+            Self::NetworkError => "network_error",
+            Self::Refused => "refused",
+            Self::RenderError => "render_error",
+        }
+    }
+
+    /// Whether the attempt went out on the network, so its latency means something.
+    pub fn reached_network(self) -> bool {
+        !matches!(self, Self::Refused | Self::RenderError)
+    }
+}
+
 /// What one attempt produced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sent {
+    pub outcome: AttemptOutcome,
     /// `None` when no response arrived.
     pub status: Option<u16>,
     pub latency: Duration,
@@ -73,7 +122,8 @@ impl Sender {
     /// POSTs once. Never fails: every outcome is an attempt to record.
     pub async fn send(&self, out: Outgoing) -> Sent {
         let started = std::time::Instant::now();
-        let refused = |error: String| Sent {
+        let failed = |outcome, error: String| Sent {
+            outcome,
             status: None,
             latency: started.elapsed(),
             excerpt: None,
@@ -83,7 +133,12 @@ impl Sender {
         // Literal addresses never reach the resolver, so they are checked here.
         let url: Url = match self.policy.check_url(&out.url) {
             Ok(url) => url,
-            Err(r) => return refused(format!("target refused: the URL {r}")),
+            Err(r) => {
+                return failed(
+                    AttemptOutcome::Refused,
+                    format!("target refused: the URL {r}"),
+                );
+            }
         };
         let mut req = self.client.post(url).body(out.body);
         for (name, value) in &out.headers {
@@ -91,7 +146,7 @@ impl Sender {
         }
         let mut resp = match req.send().await {
             Ok(resp) => resp,
-            Err(e) => return refused(describe(&e)),
+            Err(e) => return failed(no_response(&e), describe(&e)),
         };
         let status = resp.status().as_u16();
         let retry_after = retry_after(resp.headers());
@@ -112,6 +167,11 @@ impl Sender {
             error = Some(format!("redirects are not followed (status {status})"));
         }
         Sent {
+            outcome: if (200..300).contains(&status) {
+                AttemptOutcome::Success
+            } else {
+                AttemptOutcome::HttpError
+            },
             status: Some(status),
             latency: started.elapsed(),
             excerpt: (!excerpt.is_empty()).then(|| String::from_utf8_lossy(&excerpt).into_owned()),
@@ -124,6 +184,25 @@ impl Sender {
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(value, time::OffsetDateTime::now_utc())
+}
+
+/// Why a request got no response: the guard's refusal travels as the resolver's error.
+fn no_response(e: &reqwest::Error) -> AttemptOutcome {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        match s.downcast_ref::<Refusal>() {
+            Some(Refusal::Unresolvable(_)) => return AttemptOutcome::ConnectError,
+            Some(_) => return AttemptOutcome::Refused,
+            None => source = s.source(),
+        }
+    }
+    if e.is_timeout() {
+        AttemptOutcome::Timeout
+    } else if e.is_connect() {
+        AttemptOutcome::ConnectError
+    } else {
+        AttemptOutcome::NetworkError
+    }
 }
 
 /// A reqwest error with its causes, which carry the useful part (refused target, timeout).

@@ -138,6 +138,9 @@ impl Refresher {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client");
+        engine
+            .metrics()
+            .know_providers(providers.iter().map(|p| p.id.as_str()));
         let banks = providers
             .into_iter()
             .map(|p| (p.clone(), Connector::new(p, client.clone())))

@@ -20,7 +20,7 @@ use freshet_model::{
     reconcile::{self, TxnStatus},
     refresh::{AccountId, Balance, BankTokens, Consent, Link, SubTask},
 };
-use freshet_store::{AccountChanges, FoundAccount, StoreError};
+use freshet_store::{AccountChanges, FoundAccount, RefreshEnd, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -28,8 +28,13 @@ use super::{POLL, Refresher, snapshots};
 
 /// Why an attempt ended early.
 enum Stop {
-    /// The bank said no: the sub-task fails with this.
-    Bank(BankError),
+    /// The sub-task fails with this: the bank said no, or freshet would not ask it.
+    Fail {
+        error: BankError,
+        /// The bank was asked for data (accounts, balances, transactions), which the bank
+        /// counts against the consent's unattended budget unless the customer is present.
+        asked_for_data: bool,
+    },
     /// freshet could not go on (store down, claim lost): leave the claim to expire and retry.
     Internal(String),
 }
@@ -100,22 +105,37 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
         }
     };
     let outcome = if sub.attempts > r.inner.config.max_attempts {
-        Err(Stop::Bank(BankError::new(
+        Err(failed(BankError::new(
             ResultCode::InternalError,
             "the sub-task was interrupted too many times",
         )))
     } else {
         fetch(r, &sub, token, &subject).await
     };
-    let (found, failure) = match outcome {
-        Ok(found) => (found, None),
-        Err(Stop::Bank(e)) => (Vec::new(), Some(e)),
+    let (found, end) = match outcome {
+        Ok(found) => (
+            found,
+            End {
+                failure: None,
+                asked_for_data: true,
+            },
+        ),
+        Err(Stop::Fail {
+            error,
+            asked_for_data,
+        }) => (
+            Vec::new(),
+            End {
+                failure: Some(error),
+                asked_for_data,
+            },
+        ),
         Err(Stop::Internal(why)) => {
             tracing::warn!(sub_task = %sub.id, %why, "the sub-task stopped; it will be retried when its claim expires");
             return;
         }
     };
-    if let Err(e) = finish(r, &sub, token, &subject, &found, failure).await {
+    if let Err(e) = finish(r, &sub, token, &subject, &found, end).await {
         tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
     }
 }
@@ -150,8 +170,20 @@ struct Found {
     last_booked: Option<time::Date>,
 }
 
-fn bank_err(e: BankError) -> Stop {
-    Stop::Bank(e)
+/// A failure before the bank was asked for data: freshet's own checks, or the token call.
+fn failed(e: BankError) -> Stop {
+    Stop::Fail {
+        error: e,
+        asked_for_data: false,
+    }
+}
+
+/// The bank's refusal of a call for data.
+fn data_err(e: BankError) -> Stop {
+    Stop::Fail {
+        error: e,
+        asked_for_data: true,
+    }
 }
 
 /// A token good for the next minute, renewed when it is not.
@@ -161,7 +193,7 @@ async fn tokens(
     consent: &Consent,
 ) -> Result<BankTokens, Stop> {
     let held = r.store().consent_tokens(consent.id).await?.ok_or_else(|| {
-        Stop::Bank(BankError::new(
+        failed(BankError::new(
             ResultCode::AuthExpired,
             "the consent has no tokens",
         ))
@@ -171,12 +203,12 @@ async fn tokens(
         return Ok(held);
     }
     let Some(refresh) = &held.refresh_token else {
-        return Err(Stop::Bank(BankError::new(
+        return Err(failed(BankError::new(
             ResultCode::AuthExpired,
             "the access token expired and there is no refresh token",
         )));
     };
-    let t = connector.refresh_tokens(refresh).await.map_err(bank_err)?;
+    let t = connector.refresh_tokens(refresh).await.map_err(failed)?;
     let renewed = BankTokens {
         access_token: t.access_token,
         refresh_token: t.refresh_token.or(held.refresh_token),
@@ -202,13 +234,13 @@ async fn fetch(
             ConsentStatus::Expired => ResultCode::ConnectionExpired,
             _ => ResultCode::ConnectionRevoked,
         };
-        return Err(Stop::Bank(BankError::new(
+        return Err(failed(BankError::new(
             code,
             format!("the consent is {}", consent.status.as_str()),
         )));
     }
     let Some((provider, connector)) = r.bank(&sub.provider_id) else {
-        return Err(Stop::Bank(BankError::new(
+        return Err(failed(BankError::new(
             ResultCode::ProviderNotFound,
             "this freshet no longer knows the provider",
         )));
@@ -219,13 +251,13 @@ async fn fetch(
         access_token: &tokens.access_token,
         customer_ip: sub.customer_ip.as_deref(),
     };
-    let listed = connector.accounts(&session).await.map_err(bank_err)?;
+    let listed = connector.accounts(&session).await.map_err(data_err)?;
     let mut with_balances = Vec::with_capacity(listed.len());
     for a in &listed {
         let balances = connector
             .balances(&session, &a.id)
             .await
-            .map_err(bank_err)?;
+            .map_err(data_err)?;
         with_balances.push(found_account(a, balances));
     }
     let held = r.store().consent_accounts(consent.id).await?;
@@ -266,7 +298,7 @@ async fn fetch(
         let fetched = connector
             .transactions(&session, &bank_account.id, from, to)
             .await
-            .map_err(bank_err)?;
+            .map_err(data_err)?;
         let newest_booked = fetched
             .iter()
             .filter(|t| t.status == TxnStatus::Booked)
@@ -408,6 +440,12 @@ fn found_account(a: &BankAccount, balances: Vec<freshet_banks::BankBalance>) -> 
     }
 }
 
+/// How an attempt ended, beyond what it found.
+struct End {
+    failure: Option<BankError>,
+    asked_for_data: bool,
+}
+
 /// Ends the sub-task with its events, and its task with `refresh.completed` when it was the
 /// last: one transaction, conditional on still holding the claim.
 async fn finish(
@@ -416,8 +454,12 @@ async fn finish(
     token: &str,
     subject: &Subject,
     found: &[Found],
-    failure: Option<BankError>,
+    end: End,
 ) -> Result<(), StoreError> {
+    let End {
+        failure,
+        asked_for_data,
+    } = end;
     let store = r.store();
     let Subject {
         consent,
@@ -457,15 +499,25 @@ async fn finish(
         tx.set_reconnect_required(consent.id, reconnect_now).await?;
         consent_now.reconnect_required = reconnect_now;
     }
+    // Asking for data without the customer present spends one of the day's unattended
+    // refreshes, whether or not the bank then answered.
+    let mut consent_end = RefreshEnd {
+        next_refresh: None,
+        unattended_on: (asked_for_data && sub.customer_ip.is_none()).then(|| now.date()),
+    };
     if failure.is_none() {
         consent_now.last_refreshed_at = Some(now);
-        let next = if sub.customer_ip.is_some() {
+        consent_end.next_refresh = Some(if sub.customer_ip.is_some() {
             now
         } else {
             r.next_refresh(now)
-        };
-        tx.refreshed_consent(consent.id, next).await?;
+        });
     }
+    tx.end_refresh(consent.id, consent_end).await?;
+    let ran_for = ended
+        .started_at
+        .zip(ended.finished_at)
+        .and_then(|(s, f)| std::time::Duration::try_from(f - s).ok());
     let customer_snap = snapshots::customer(customer);
     let link_snap = snapshots::link(link);
     let snapshot = snapshots::sub_task(&ended, provider.clone(), link_snap.clone(), &consent_now);
@@ -582,5 +634,9 @@ async fn finish(
     r.record_all(&mut tx, app, sub.customer_id, events).await?;
     tx.commit().await?;
     r.delivered();
+    r.inner
+        .engine
+        .metrics()
+        .subtask_ended(&sub.provider_id, result, ran_for);
     Ok(())
 }

@@ -71,21 +71,31 @@ async fn pass(r: &Refresher) -> Result<(), StoreError> {
         }
     }
     let mut started = false;
-    for c in r.store().consents_due(now, BATCH).await? {
-        if r.bank(&c.provider_id).is_none() {
+    for due in r.store().consents_due(now, now.date(), BATCH).await? {
+        let c = &due.consent;
+        let Some((provider, _)) = r.bank(&c.provider_id) else {
             continue;
-        }
+        };
         let mut tx = r.store().begin().await?;
         if !tx.take_due_refresh(c.id, now, r.next_refresh(now)).await? {
             continue;
         }
-        // A refresh already waiting or running covers this one.
-        if !r.store().consent_busy(c.id).await? {
+        if due.unattended_used >= provider.unattended_per_day {
+            // The bank would refuse it; the slot is taken all the same, and the next may fall
+            // on a new day.
+            tracing::info!(
+                consent = %c.id,
+                provider = %c.provider_id,
+                used = due.unattended_used,
+                "scheduled refresh skipped: the consent's unattended budget for today is spent"
+            );
+        } else if !r.store().consent_busy(c.id).await? {
+            // (Otherwise a refresh already waiting or running covers this one.)
             insert_task(
                 &mut tx,
                 c.application_id,
                 c.customer_id,
-                &[&c],
+                &[c],
                 &RefreshRequest::default(),
                 RefreshTrigger::Scheduled,
             )

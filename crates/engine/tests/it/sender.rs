@@ -3,7 +3,7 @@
 use std::{sync::Arc, time::Duration};
 
 use freshet_engine::delivery::{
-    sender::{EXCERPT_BYTES, Outgoing, Sender},
+    sender::{AttemptOutcome, EXCERPT_BYTES, Outgoing, Sender},
     target::TargetPolicy,
 };
 
@@ -36,6 +36,7 @@ async fn success_is_any_2xx_and_headers_and_body_arrive() {
     let sent = dev_sender(Duration::from_secs(5)).send(post(r.url())).await;
     assert!(sent.succeeded(), "{sent:?}");
     assert_eq!(sent.status, Some(204));
+    assert_eq!(sent.outcome, AttemptOutcome::Success);
     let got = r.got.lock().unwrap()[0].clone();
     assert_eq!(got.headers["webhook-id"], "msg_1");
     assert_eq!(&got.body[..], br#"{"type":"endpoint.test"}"#);
@@ -47,6 +48,7 @@ async fn failures_keep_a_truncated_excerpt() {
     let sent = dev_sender(Duration::from_secs(5)).send(post(r.url())).await;
     assert!(!sent.succeeded());
     assert_eq!(sent.status, Some(500));
+    assert_eq!(sent.outcome, AttemptOutcome::HttpError);
     assert_eq!(sent.excerpt.unwrap().len(), EXCERPT_BYTES);
 }
 
@@ -56,6 +58,7 @@ async fn redirects_are_not_followed() {
     let sent = dev_sender(Duration::from_secs(5)).send(post(r.url())).await;
     assert!(!sent.succeeded());
     assert_eq!(sent.status, Some(302));
+    assert_eq!(sent.outcome, AttemptOutcome::HttpError);
     assert!(sent.error.unwrap().contains("redirect"));
     assert_eq!(r.count(), 1);
 }
@@ -67,6 +70,7 @@ async fn slow_receivers_time_out() {
         .send(post(r.url()))
         .await;
     assert_eq!(sent.status, None);
+    assert_eq!(sent.outcome, AttemptOutcome::Timeout);
     assert!(sent.error.unwrap().contains("timed out"));
     assert!(sent.latency < Duration::from_secs(2));
 }
@@ -87,6 +91,7 @@ async fn refused_targets_are_never_contacted() {
     let strict = Sender::new(Arc::new(TargetPolicy::default()), Duration::from_secs(5));
     let literal = strict.send(post(r.url())).await;
     assert_eq!(literal.status, None);
+    assert_eq!(literal.outcome, AttemptOutcome::Refused);
     assert!(
         literal.error.as_deref().unwrap().contains("loopback"),
         "{literal:?}"
@@ -95,9 +100,27 @@ async fn refused_targets_are_never_contacted() {
         .send(post(format!("http://localhost:{}/hook", r.addr.port())))
         .await;
     assert_eq!(named.status, None);
+    assert_eq!(
+        named.outcome,
+        AttemptOutcome::Refused,
+        "the resolver's refusal is told from a connection failure"
+    );
     assert!(
         named.error.as_deref().unwrap().contains("loopback"),
         "{named:?}"
     );
     assert_eq!(r.count(), 0);
+}
+
+#[tokio::test]
+async fn a_closed_port_is_a_connect_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let sent = dev_sender(Duration::from_secs(5))
+        .send(post(format!("http://127.0.0.1:{port}/hook")))
+        .await;
+    assert_eq!(sent.status, None);
+    assert_eq!(sent.outcome, AttemptOutcome::ConnectError, "{sent:?}");
 }

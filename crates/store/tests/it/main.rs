@@ -2,6 +2,7 @@
 
 mod applications;
 mod customers;
+mod metrics;
 mod migrations;
 mod outbox;
 mod products;
@@ -62,4 +63,6 @@ on_both_stores!(
     products::an_expired_or_released_claim_is_taken_over,
     signing_keys::the_first_key_is_stored_once_under_concurrency,
     signing_keys::rotation_keeps_old_keys_published_for_the_overlap,
+    metrics::the_queue_counts_unsettled_deliveries_by_endpoint_state,
+    metrics::unattended_refreshes_count_per_consent_and_utc_day,
 );
