@@ -5,6 +5,7 @@ mod applications;
 mod bad_input;
 mod crash;
 mod customers;
+mod dashboard_api;
 mod dialects;
 mod lifecycle;
 mod listen;

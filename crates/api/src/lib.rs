@@ -9,7 +9,9 @@
 mod accounts;
 mod applications;
 pub mod auth;
+mod consent_list;
 mod customers;
+mod endpoint_health;
 mod endpoints;
 mod events;
 pub mod extract;
@@ -20,6 +22,7 @@ mod products;
 mod refresh;
 mod signing_keys;
 mod state;
+mod task_list;
 
 use std::sync::Arc;
 
@@ -103,6 +106,8 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(endpoints::router())
         .merge(links::router())
         .merge(refresh::router())
+        .merge(task_list::router())
+        .merge(consent_list::router())
         .merge(products::router())
         .merge(accounts::router())
         .merge(signing_keys::router())

@@ -2,6 +2,7 @@
 
 mod applications;
 mod customers;
+mod health;
 mod migrations;
 mod outbox;
 mod products;
@@ -62,4 +63,5 @@ on_both_stores!(
     products::an_expired_or_released_claim_is_taken_over,
     signing_keys::the_first_key_is_stored_once_under_concurrency,
     signing_keys::rotation_keeps_old_keys_published_for_the_overlap,
+    health::counts_a_window_and_keeps_the_last_failure,
 );
