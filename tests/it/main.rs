@@ -5,6 +5,7 @@ mod applications;
 mod bad_input;
 mod crash;
 mod customers;
+mod dashboard;
 mod dashboard_api;
 mod dialects;
 mod lifecycle;
@@ -15,6 +16,7 @@ mod refresh;
 mod sandbox;
 mod support;
 mod tenancy;
+mod webdriver;
 mod webhooks;
 
 /// Declares a test once and runs it on both stores: `name::sqlite`, `name::postgres`.

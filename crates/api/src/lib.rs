@@ -11,6 +11,7 @@ mod applications;
 pub mod auth;
 mod consent_list;
 mod customers;
+mod dashboard;
 mod endpoint_health;
 mod endpoints;
 mod events;
@@ -124,6 +125,7 @@ pub fn router(state: AppState, opts: &ApiOptions) -> Router {
     let (routes, doc) = documented();
     let doc = Arc::new(doc);
     routes
+        .merge(dashboard::router())
         .route(
             "/openapi.json",
             get(move || {
