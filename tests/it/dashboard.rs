@@ -58,14 +58,15 @@ async fn endpoint(c: &Client<'_>, body: Value) -> String {
 
 /// What an operator would find on a working day: endpoints in three dialects (one failing),
 /// a customer with two banks and a finished refresh, and the events of it all.
-async fn realistic_state(c: &Client<'_>, failing_url: &str) -> String {
+/// Returns the failing endpoint's id and the Bud one's.
+async fn realistic_state(c: &Client<'_>, failing_url: &str) -> (String, String) {
     let healthy = Receiver::start(vec![Answer::Status(204)]).await;
     let billing = endpoint(
         c,
         json!({"url": failing_url, "description": "Billing service", "retry_schedule": [3600]}),
     )
     .await;
-    endpoint(
+    let bud = endpoint(
         c,
         json!({"url": healthy.url(), "dialect": "bud", "description": "Insights (Bud format)"}),
     )
@@ -95,7 +96,7 @@ async fn realistic_state(c: &Client<'_>, failing_url: &str) -> String {
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{t}");
     c.finished(t["task_id"].as_str().unwrap()).await;
-    billing
+    (billing, bud)
 }
 
 #[tokio::test]
@@ -112,7 +113,7 @@ async fn an_operator_retries_a_failed_delivery() {
     };
     let answer = Arc::new(AtomicU16::new(500));
     let receiver = switchable_receiver(answer.clone()).await;
-    let billing = realistic_state(&c, &receiver).await;
+    let (billing, bud) = realistic_state(&c, &receiver).await;
     let (s, t) = c
         .call(
             Method::POST,
@@ -205,6 +206,31 @@ async fn an_operator_retries_a_failed_delivery() {
         )
         .await;
     assert!(health[0].contains("attempts"), "{health:?}");
+
+    // Replay the last hour to the billing endpoint, then fire a test event at the Bud one.
+    let billing_row = format!("[data-endpoint-id=\"{billing}\"]");
+    browser
+        .click(&format!("{billing_row} [data-testid=replay-toggle]"))
+        .await;
+    browser
+        .click(&format!("{billing_row} + tr [data-testid=replay]"))
+        .await;
+    let said = browser
+        .wait_for("[data-testid=status]", "the replay queued", |t| {
+            t.iter().any(|t| t.contains("Replay queued"))
+        })
+        .await;
+    assert!(!said[0].contains(": 0 deliveries"), "{said:?}");
+    browser
+        .click(&format!(
+            "[data-endpoint-id=\"{bud}\"] [data-testid=send-test]"
+        ))
+        .await;
+    browser
+        .wait_for("[data-testid=status]", "the test sent", |t| {
+            t.iter().any(|t| t.contains("Test event"))
+        })
+        .await;
     browser
         .screenshot(&artifact("dashboard-endpoints.png"))
         .await;
