@@ -455,11 +455,15 @@ function eventRows(section, ev) {
 }
 
 async function renderDeliveries(section, ev, cell) {
-  cell.replaceChildren(h("p", { class: "sub" }, "Loading deliveries…"));
+  // A refresh keeps open the attempts the operator opened.
+  const open = new Set([...cell.querySelectorAll("tr[data-delivery-id]")]
+    .filter((r) => $("[data-testid=attempts-toggle]", r).getAttribute("aria-expanded") === "true")
+    .map((r) => r.dataset.deliveryId));
+  if (!cell.children.length) cell.replaceChildren(h("p", { class: "sub" }, "Loading deliveries…"));
   try {
     const list = await api("GET", `/v1/events/${ev.id}/deliveries`);
     const tbody = [];
-    for (const d of list.data) tbody.push(...deliveryRows(section, d, false));
+    for (const d of list.data) tbody.push(...deliveryRows(section, d, open.has(d.id)));
     if (!tbody.length) tbody.push(empty("No endpoint took this event.", 6));
     cell.replaceChildren(table(`Deliveries of event …${short(ev.id)}`,
       ["Endpoint", "Status", ["Attempts", "num"], "Last response", "Next attempt", "Actions"], tbody, "deliveries-table"));
@@ -555,9 +559,14 @@ async function retryDelivery(section, d, row, detail) {
     if (hadFocus) $("[data-testid=retry-delivery]", row).focus();
   };
   replace(current, !detail.hidden);
-  while (inFlight(current) && Date.now() < deadline && row.isConnected) {
-    await new Promise((r) => setTimeout(r, 400));
-    current = await api("GET", `/v1/deliveries/${d.id}`);
+  try {
+    while (inFlight(current) && Date.now() < deadline && row.isConnected) {
+      await new Promise((r) => setTimeout(r, 400));
+      current = await api("GET", `/v1/deliveries/${d.id}`);
+    }
+  } catch (e) {
+    showProblem($(".problem", section), e);
+    return;
   }
   if (!row.isConnected) return;
   replace(current, true);
