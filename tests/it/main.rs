@@ -6,6 +6,8 @@ mod bad_input;
 mod cli;
 mod crash;
 mod customers;
+mod dashboard;
+mod dashboard_api;
 mod dialects;
 mod lifecycle;
 mod listen;
@@ -16,6 +18,7 @@ mod refresh;
 mod sandbox;
 mod support;
 mod tenancy;
+mod webdriver;
 mod webhooks;
 
 /// Declares a test once and runs it on both stores: `name::sqlite`, `name::postgres`.

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::support::{TestApp, assert_problem, run_with};
 
 /// The scheduler stays out of the way unless a test wants it.
-fn quiet(c: &mut Config) {
+pub fn quiet(c: &mut Config) {
     c.refresh_tick = Duration::from_secs(3600);
 }
 

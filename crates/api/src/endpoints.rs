@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::{
     auth::Tenant,
     customers::ListParams,
+    endpoint_health::{HealthOut, health_of},
     extract::{JsonBody, Query, parse_id},
     problem::{ApiError, Problem},
     state::AppState,
@@ -130,6 +131,9 @@ pub struct EndpointOut {
     /// The signing secret: present when the endpoint is created or its secret rotated.
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
+    /// How its deliveries have gone: present when endpoints are read (listed or fetched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<HealthOut>,
 }
 
 impl EndpointOut {
@@ -160,7 +164,13 @@ impl EndpointOut {
             created_at: e.created_at,
             updated_at: e.updated_at,
             secret: show_secret.then_some(e.secret),
+            health: None,
         }
+    }
+
+    fn with_health(mut self, health: Option<HealthOut>) -> Self {
+        self.health = health;
+        self
     }
 }
 
@@ -273,7 +283,7 @@ async fn create_endpoint(
     Ok((StatusCode::CREATED, Json(EndpointOut::new(e, true))))
 }
 
-/// Lists endpoints, oldest first.
+/// Lists endpoints, oldest first, each with its health.
 #[utoipa::path(
     get, path = "/v1/webhook-endpoints", tag = "webhooks",
     params(ListParams),
@@ -285,18 +295,19 @@ async fn list_endpoints(
     State(state): State<AppState>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<EndpointListOut>, ApiError> {
-    let page = state
-        .store
-        .list_endpoints(app, p.page()?)
-        .await?
-        .map(|e| EndpointOut::new(e, false));
+    let page = state.store.list_endpoints(app, p.page()?).await?;
+    let mut health = health_of(&state, app, &page.data).await?;
+    let page = page.map(|e| {
+        let h = health.remove(&e.id);
+        EndpointOut::new(e, false).with_health(h)
+    });
     Ok(Json(EndpointListOut {
         data: page.data,
         next_cursor: page.next_cursor,
     }))
 }
 
-/// Reads an endpoint.
+/// Reads an endpoint, with its health.
 #[utoipa::path(
     get, path = "/v1/webhook-endpoints/{endpoint_id}", tag = "webhooks",
     params(("endpoint_id" = Uuid, Path)),
@@ -308,9 +319,15 @@ async fn get_endpoint(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let e = state.store.get_endpoint(app, endpoint_id(&id)?).await?;
-    e.map(|e| Json(EndpointOut::new(e, false)))
-        .ok_or(ApiError::NotFound("webhook endpoint"))
+    let e = state
+        .store
+        .get_endpoint(app, endpoint_id(&id)?)
+        .await?
+        .ok_or(ApiError::NotFound("webhook endpoint"))?;
+    let health = health_of(&state, app, std::slice::from_ref(&e))
+        .await?
+        .remove(&e.id);
+    Ok(Json(EndpointOut::new(e, false).with_health(health)))
 }
 
 /// Changes an endpoint.

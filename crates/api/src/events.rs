@@ -165,6 +165,9 @@ pub struct EventQuery {
     after: Option<String>,
     /// Only events before this RFC 3339 instant.
     until: Option<String>,
+    /// `asc` (the default): oldest first; `desc`: newest first, and `next_cursor` leads to
+    /// older events.
+    order: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -181,7 +184,7 @@ fn instant(field: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, Api
     .transpose()
 }
 
-/// Lists the event log, oldest first.
+/// Lists the event log, oldest first (or newest first with `order=desc`).
 #[utoipa::path(
     get, path = "/v1/events", tag = "events",
     params(EventQuery),
@@ -205,10 +208,16 @@ async fn list_events(
         (Some(s), _) => instant("since", Some(s))?,
         (None, a) => instant("after", a)?,
     };
+    let newest_first = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(ApiError::bad_field("order", "must be `asc` or `desc`")),
+    };
     let filter = EventFilter {
         event_type,
         since,
         until: instant("until", q.until.as_deref())?,
+        newest_first,
     };
     let page = ListParams::new(q.limit, q.cursor).page()?;
     let page = state

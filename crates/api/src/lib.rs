@@ -9,7 +9,10 @@
 mod accounts;
 mod applications;
 pub mod auth;
+mod consent_list;
 mod customers;
+mod dashboard;
+mod endpoint_health;
 mod endpoints;
 mod events;
 pub mod extract;
@@ -21,6 +24,7 @@ mod products;
 mod refresh;
 mod signing_keys;
 mod state;
+mod task_list;
 
 use std::sync::Arc;
 
@@ -104,6 +108,8 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(endpoints::router())
         .merge(links::router())
         .merge(refresh::router())
+        .merge(task_list::router())
+        .merge(consent_list::router())
         .merge(products::router())
         .merge(accounts::router())
         .merge(signing_keys::router())
@@ -122,6 +128,7 @@ pub fn router(state: AppState, opts: &ApiOptions) -> Router {
     let metrics = state.engine.metrics().clone();
     routes
         .merge(metrics::router())
+        .merge(dashboard::router())
         .route(
             "/openapi.json",
             get(move || {

@@ -114,6 +114,10 @@ pub struct ConsentOut {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     last_refreshed_at: Option<OffsetDateTime>,
+    /// When the scheduler next refreshes it (authorised consents).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    next_refresh_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     created_at: OffsetDateTime,
@@ -138,6 +142,7 @@ impl From<Consent> for ConsentOut {
             external_track_id: c.external_track_id,
             reconnect_required: c.reconnect_required,
             last_refreshed_at: c.last_refreshed_at,
+            next_refresh_at: c.next_refresh_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }

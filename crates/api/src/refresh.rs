@@ -112,7 +112,7 @@ pub struct TaskOut {
 }
 
 impl TaskOut {
-    fn new((t, subs): (Task, Vec<SubTask>)) -> Self {
+    pub(crate) fn new((t, subs): (Task, Vec<SubTask>)) -> Self {
         Self {
             task_id: t.id.0,
             customer_id: t.customer_id.0,

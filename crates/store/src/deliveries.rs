@@ -265,12 +265,13 @@ impl Store {
                 }
             }
             let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO delivery_attempts (id, delivery_id, attempted_at, status_code, latency_ms, \
-                 error, response_excerpt, node) ",
+                "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, attempted_at, status_code, \
+                 latency_ms, error, response_excerpt, node) ",
             );
             q.push_values(batch, |mut row, f| {
                 row.push_bind(AttemptId::new().0)
                     .push_bind(f.delivery_id.0)
+                    .push_bind(f.endpoint_id.0)
                     .push_bind(Ts(f.attempt.attempted_at))
                     .push_bind(f.attempt.status_code.map(i64::from))
                     .push_bind(f.attempt.latency_ms as i64)

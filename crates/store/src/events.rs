@@ -42,6 +42,8 @@ pub struct EventFilter {
     pub since: Option<OffsetDateTime>,
     /// Only events before this instant.
     pub until: Option<OffsetDateTime>,
+    /// Newest first (cursors then lead to older events) instead of oldest first.
+    pub newest_first: bool,
 }
 
 macro_rules! columns {
@@ -360,32 +362,46 @@ impl Store {
         })
     }
 
-    /// Lists `app`'s events, oldest first, filtered.
+    /// Lists `app`'s events, oldest first (or newest first), filtered.
     pub async fn list_events(
         &self,
         app: ApplicationId,
         filter: &EventFilter,
         page: PageRequest,
     ) -> Result<Page<StoredEvent>> {
-        let after = page.after.map(|c| c.0).unwrap_or(Uuid::nil());
         let far_past = OffsetDateTime::UNIX_EPOCH;
         let far_future = OffsetDateTime::UNIX_EPOCH + time::Duration::days(365 * 1000);
+        macro_rules! select {
+            ($after:literal, $order:literal) => {
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE application_id = $1 AND ",
+                    $after,
+                    " AND ($3 IS NULL OR event_type = $3) AND created_at >= $4 AND created_at < $5 \
+                      ORDER BY ",
+                    $order,
+                    " LIMIT $6"
+                )
+            };
+        }
+        let (sql, after) = if filter.newest_first {
+            let before = page.after.map(|c| c.0).unwrap_or(Uuid::max());
+            (select!("id < $2", "id DESC"), before)
+        } else {
+            let after = page.after.map(|c| c.0).unwrap_or(Uuid::nil());
+            (select!("id > $2", "id"), after)
+        };
         on_pool!(self, read, |pool| {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM events WHERE application_id = $1 AND id > $2 \
-                  AND ($3 IS NULL OR event_type = $3) AND created_at >= $4 AND created_at < $5 \
-                  ORDER BY id LIMIT $6"
-            ))
-            .bind(app.0)
-            .bind(after)
-            .bind(filter.event_type.map(|t| t.as_str()))
-            .bind(Ts(filter.since.unwrap_or(far_past)))
-            .bind(Ts(filter.until.unwrap_or(far_future)))
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(sql)
+                .bind(app.0)
+                .bind(after)
+                .bind(filter.event_type.map(|t| t.as_str()))
+                .bind(Ts(filter.since.unwrap_or(far_past)))
+                .bind(Ts(filter.until.unwrap_or(far_future)))
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(pool)
+                .await?;
             let list = rows
                 .iter()
                 .map(event_from_row)

@@ -15,6 +15,7 @@ mod applications;
 pub mod codec;
 mod customers;
 mod deliveries;
+mod endpoint_health;
 mod endpoints;
 mod error;
 mod events;
@@ -25,6 +26,7 @@ mod products;
 mod reconciled;
 mod refresh;
 mod signing_keys;
+mod task_list;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -39,6 +41,7 @@ use sqlx::{
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
 pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
+pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
@@ -48,6 +51,7 @@ pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use reconciled::AccountChanges;
 pub use refresh::TaskView;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
+pub use task_list::TaskFilter;
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

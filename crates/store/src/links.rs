@@ -2,7 +2,7 @@
 //! …`), so two nodes, or a callback racing the scheduler, can never both move it.
 
 use freshet_model::{
-    ApplicationId, ConsentStatus, CustomerId,
+    ApplicationId, ConsentStatus, CustomerId, Page, PageRequest,
     events::Permission,
     refresh::{BankTokens, Consent, ConsentId, Link, LinkId},
 };
@@ -348,6 +348,35 @@ impl Store {
                 .iter()
                 .map(consent_from_row)
                 .collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Lists `app`'s consents across its customers, oldest first, optionally of one status.
+    pub async fn list_consents(
+        &self,
+        app: ApplicationId,
+        status: Option<ConsentStatus>,
+        page: PageRequest,
+    ) -> Result<Page<Consent>> {
+        let after = page.after.map(|c| c.0).unwrap_or(uuid::Uuid::nil());
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                consent_columns!(),
+                " FROM consents WHERE application_id = $1 AND id > $2 \
+                  AND ($3 IS NULL OR status = $3) ORDER BY id LIMIT $4"
+            ))
+            .bind(app.0)
+            .bind(after)
+            .bind(status.map(|s| s.as_str()))
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(pool)
+            .await?;
+            let list = rows
+                .iter()
+                .map(consent_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Page::from_overfetch(list, page.limit, |c| c.id.0))
         })
     }
 

@@ -26,9 +26,9 @@ macro_rules! migrations {
 }
 
 const SQLITE: &[Migration] = migrations!("sqlite":
-    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics");
+    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard");
 const POSTGRES: &[Migration] = migrations!("postgres":
-    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics");
+    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS freshet_migrations (
     version BIGINT PRIMARY KEY NOT NULL,

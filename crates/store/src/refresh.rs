@@ -27,6 +27,7 @@ macro_rules! task_columns {
          created_at, updated_at"
     };
 }
+pub(crate) use task_columns;
 
 macro_rules! sub_columns {
     () => {
@@ -36,6 +37,7 @@ macro_rules! sub_columns {
          started_at, finished_at, created_at"
     };
 }
+pub(crate) use sub_columns;
 
 fn decode<T>(what: &str, v: Option<T>) -> Result<T, sqlx::Error> {
     v.ok_or_else(|| sqlx::Error::Decode(format!("stored {what} is unknown").into()))
@@ -47,7 +49,7 @@ fn result_of(r: &impl RowExt) -> Result<Option<ResultCode>, sqlx::Error> {
         .transpose()
 }
 
-fn task_from_row(r: &impl RowExt) -> Result<Task, sqlx::Error> {
+pub(crate) fn task_from_row(r: &impl RowExt) -> Result<Task, sqlx::Error> {
     Ok(Task {
         id: r.uuid("id")?.into(),
         application_id: r.uuid("application_id")?.into(),
@@ -61,7 +63,7 @@ fn task_from_row(r: &impl RowExt) -> Result<Task, sqlx::Error> {
     })
 }
 
-fn sub_from_row(r: &impl RowExt) -> Result<SubTask, sqlx::Error> {
+pub(crate) fn sub_from_row(r: &impl RowExt) -> Result<SubTask, sqlx::Error> {
     let date = |col: &str| -> Result<_, sqlx::Error> {
         r.opt_text(col)?.map(|d| parse_ymd(col, &d)).transpose()
     };

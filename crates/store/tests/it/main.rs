@@ -2,6 +2,7 @@
 
 mod applications;
 mod customers;
+mod health;
 mod metrics;
 mod migrations;
 mod outbox;
@@ -65,4 +66,5 @@ on_both_stores!(
     signing_keys::rotation_keeps_old_keys_published_for_the_overlap,
     metrics::the_queue_counts_unsettled_deliveries_by_endpoint_state,
     metrics::unattended_refreshes_count_per_consent_and_utc_day,
+    health::counts_a_window_and_keeps_the_last_failure,
 );
