@@ -183,11 +183,16 @@ fn verdict_text(what: &str, verdict: Result<(), String>) -> String {
 fn event_name(v: &Value) -> String {
     let candidates = [
         &v["type"],          // standard
-        &v["data"]["event"], // bud
+        &v["event"],         // bud
+        &v["data"]["event"], // bud, nested
         &v[0]["eventName"],  // klavi
         &v["event"]["info"], // yodlee
         &v["eventType"],     // tatra
     ];
+    if let Some(task_status) = v["taskStatus"].as_str() {
+        // Tatra banka's account event names no type; its task status says what happened.
+        return format!("accounts {task_status}");
+    }
     candidates
         .iter()
         .find_map(|c| c.as_str())

@@ -41,6 +41,10 @@ pub struct Create {
     /// Klavi's `partnerAppId` [default: the application's id].
     #[arg(long, value_name = "ID")]
     partner_app_id: Option<String>,
+    /// When deliveries start: `immediate`, or `next_hour` (Tatra banka's rule and the
+    /// tatra dialect's default) [default: the dialect's].
+    #[arg(long, value_name = "WHEN")]
+    activation: Option<String>,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -98,6 +102,7 @@ fn create_body(c: &Create) -> Value {
         ("description", &c.description),
         ("security_header", &c.security_header),
         ("partner_app_id", &c.partner_app_id),
+        ("activation", &c.activation),
     ];
     for (key, value) in optional {
         if let Some(v) = value {

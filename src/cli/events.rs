@@ -54,12 +54,8 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
 /// How long after being stamped an event may still become visible, and be printed.
 const LOOK_BACK: time::Duration = time::Duration::seconds(60);
 const POLL: Duration = Duration::from_secs(1);
-/// The windows, newest first, searched for the latest events before reading the whole log.
-const WINDOWS: [time::Duration; 3] = [
-    time::Duration::hours(1),
-    time::Duration::days(1),
-    time::Duration::days(7),
-];
+/// The most events one page of `/v1/events` holds.
+const MAX_PAGE: usize = freshet_model::page::MAX_LIMIT as usize;
 
 /// An event as listed, with what ordering and deduplication need.
 struct Listed {
@@ -180,19 +176,30 @@ impl Log<'_> {
         Ok(events)
     }
 
-    /// The latest events: the smallest window back from now holding `n` of them (the whole
-    /// log if none does), as the window's start and its events. The API lists oldest first
-    /// only; the windows spare reading a long log from its beginning.
+    /// The latest `n` events, oldest first, with the time of the oldest: where following
+    /// starts reading.
     async fn latest(&self, n: usize) -> Result<(Option<OffsetDateTime>, Vec<Listed>), CliError> {
-        let now = OffsetDateTime::now_utc();
-        for window in WINDOWS {
-            let start = now - window;
-            let events = self.read(Some(start)).await?;
-            if events.len() >= n {
-                return Ok((Some(start), events));
+        let limit = n.clamp(1, MAX_PAGE).to_string();
+        let types: Vec<Option<&String>> = if self.types.is_empty() {
+            vec![None]
+        } else {
+            self.types.iter().map(Some).collect()
+        };
+        let mut events = Vec::new();
+        for t in types {
+            let mut q = vec![("order", "desc".to_string()), ("limit", limit.clone())];
+            if let Some(t) = t {
+                q.push(("type", t.clone()));
+            }
+            let page = self.api.get("/v1/events", &q).await?;
+            for raw in page["data"].as_array().cloned().unwrap_or_default() {
+                events.push(Listed::parse(raw)?);
             }
         }
-        Ok((None, self.read(None).await?))
+        events.sort_by_key(|e| std::cmp::Reverse(e.id));
+        events.truncate(n.max(1));
+        events.reverse();
+        Ok((events.first().map(|e| e.created_at), events))
     }
 }
 
