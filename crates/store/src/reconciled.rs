@@ -24,6 +24,10 @@ use crate::{
 };
 
 /// Rows per multi-row statement: well under SQLite's 32,766 parameters at 14 a row.
+///
+/// Statements whose text grows with their row count are not kept prepared: nearly every
+/// refresh writes a different count, and each connection's cache of such texts (up to a
+/// hundred, of tens of KiB each) held the node's memory at twice its need.
 const CHUNK: usize = 1_000;
 
 /// One account's reconciled changes, to write.
@@ -200,7 +204,7 @@ impl Tx {
                         .push_bind(now)
                         .push_bind(now);
                 });
-                q.build().execute(&mut *conn).await?;
+                q.build().persistent(false).execute(&mut *conn).await?;
             }
             for chunk in modified.chunks(CHUNK) {
                 let mut q = sqlx::QueryBuilder::new(
@@ -229,7 +233,7 @@ impl Tx {
                 q.push(
                     " FROM v WHERE transactions.id = v.txn AND transactions.account_id = v.account",
                 );
-                q.build().execute(&mut *conn).await?;
+                q.build().persistent(false).execute(&mut *conn).await?;
             }
             for chunk in removed.chunks(CHUNK) {
                 let mut q = sqlx::QueryBuilder::new("WITH v (txn, account, changed_seq) AS (");
@@ -243,7 +247,7 @@ impl Tx {
                 q.push(
                     " FROM v WHERE transactions.id = v.txn AND transactions.account_id = v.account",
                 );
-                q.build().execute(&mut *conn).await?;
+                q.build().persistent(false).execute(&mut *conn).await?;
             }
         });
         Ok(batch.iter().map(|a| a.changes.added.len() as u32).collect())
