@@ -26,9 +26,9 @@ macro_rules! migrations {
 }
 
 const SQLITE: &[Migration] = migrations!("sqlite":
-    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard");
+    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard", 8 "customer_indexes");
 const POSTGRES: &[Migration] = migrations!("postgres":
-    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard");
+    1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard", 8 "customer_indexes");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS freshet_migrations (
     version BIGINT PRIMARY KEY NOT NULL,
@@ -144,5 +144,40 @@ mod tests {
         assert!(pending(SQLITE, &unknown).is_err());
         let fine = vec![(1, checksum(SQLITE[0].sql))];
         assert_eq!(pending(SQLITE, &fine).unwrap().len(), SQLITE.len() - 1);
+    }
+
+    /// Every refresh request reads its customer's consents and open tasks: SQLite must find
+    /// them by the customer, not walk the application's (which migration 7's list indexes
+    /// invited until migration 8).
+    #[tokio::test]
+    async fn a_customer_s_reads_use_the_customer_indexes_on_sqlite() {
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlite(&pool).await.unwrap();
+        for (sql, index) in [
+            (
+                "SELECT id FROM consents WHERE customer_id = ?1 AND application_id = ?2 ORDER BY id",
+                "consents_customer",
+            ),
+            (
+                "SELECT id FROM refresh_tasks WHERE application_id = ?1 AND customer_id = ?2 \
+                 AND status IN ('Pending', 'Running') ORDER BY id",
+                "refresh_tasks_customer",
+            ),
+        ] {
+            let plan: Vec<String> =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind(uuid::Uuid::nil())
+                    .bind(uuid::Uuid::nil())
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get::<String, _>("detail"))
+                    .collect();
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{sql}: {plan:?}"
+            );
+        }
     }
 }
