@@ -20,7 +20,7 @@ use crate::{
     Result, Store, StoreError, Tx,
     accounts::{FoundAccount, txn_from_row, ymd},
     codec::{RowExt, Ts},
-    on_pool, on_tx,
+    on_tx,
 };
 
 /// Rows per multi-row statement: well under SQLite's 32,766 parameters at 14 a row.
@@ -254,6 +254,16 @@ impl Tx {
     }
 }
 
+/// [`Store::known_transactions`] on PostgreSQL; public for the test that checks its plan.
+#[doc(hidden)]
+pub const KNOWN_TRANSACTIONS_PG: &str = concat!(
+    "SELECT t.* FROM unnest($1::uuid[], $2::text[]) AS w (account, since) \
+     CROSS JOIN LATERAL (SELECT ",
+    crate::accounts::txn_columns!(),
+    " FROM transactions WHERE account_id = w.account AND removed = FALSE \
+     AND (booking_date >= w.since OR status = 'pending') OFFSET 0) t"
+);
+
 impl Store {
     /// What reconciliation compares against, for several accounts in one read: each account's
     /// live transactions booked from its own date on, and every pending one.
@@ -266,25 +276,42 @@ impl Store {
         if accounts.is_empty() {
             return Ok(known);
         }
-        let found: Vec<Transaction> = on_pool!(self, read, |pool| {
-            let mut q = sqlx::QueryBuilder::new("WITH w (account, since) AS (");
-            q.push_values(accounts, |mut row, (account, from)| {
-                row.push_bind(account.0).push_bind(ymd(*from));
-            });
-            q.push(concat!(
-                ") SELECT ",
-                crate::accounts::txn_columns!(),
-                " FROM transactions JOIN w ON account_id = w.account WHERE removed = "
-            ));
-            q.push_bind(false);
-            q.push(" AND (booking_date >= w.since OR status = 'pending')");
-            q.build()
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(txn_from_row)
-                .collect::<Result<_, sqlx::Error>>()?
-        });
+        // PostgreSQL gets one fixed text, and a lateral join that OFFSET 0 keeps from being
+        // flattened, so each account is read through its index whatever the planner believes:
+        // without statistics (autovacuum off, or a table just grown) it chose a hash join over
+        // a parallel scan of every transaction, 0.4 s a call.
+        let found: Vec<Transaction> = match &self.backend {
+            crate::Backend::Postgres(pool) => {
+                let ids: Vec<Uuid> = accounts.iter().map(|(a, _)| a.0).collect();
+                let since: Vec<String> = accounts.iter().map(|(_, d)| ymd(*d)).collect();
+                sqlx::query(KNOWN_TRANSACTIONS_PG)
+                    .bind(ids)
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(txn_from_row)
+                    .collect::<Result<_, sqlx::Error>>()?
+            }
+            crate::Backend::Sqlite { reader, .. } => {
+                let mut q = sqlx::QueryBuilder::new("WITH w (account, since) AS (");
+                q.push_values(accounts, |mut row, (account, from)| {
+                    row.push_bind(account.0).push_bind(ymd(*from));
+                });
+                q.push(concat!(
+                    ") SELECT ",
+                    crate::accounts::txn_columns!(),
+                    " FROM transactions JOIN w ON account_id = w.account WHERE removed = FALSE \
+                     AND (booking_date >= w.since OR status = 'pending')"
+                ));
+                q.build()
+                    .fetch_all(reader)
+                    .await?
+                    .iter()
+                    .map(txn_from_row)
+                    .collect::<Result<_, sqlx::Error>>()?
+            }
+        };
         for t in found {
             known.entry(t.account_id).or_default().push(KnownTxn {
                 id: t.id.0,

@@ -6,6 +6,7 @@ mod health;
 mod metrics;
 mod migrations;
 mod outbox;
+mod plans;
 mod products;
 mod signing_keys;
 
