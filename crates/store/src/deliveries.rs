@@ -226,33 +226,7 @@ impl Store {
                 (ApplicationId, EndpointId),
                 (Option<OffsetDateTime>, Option<OffsetDateTime>),
             > = HashMap::new();
-            // Every delivery of the batch in one statement; a row whose lease another node
-            // took over (claim token no longer matches) is left as that node has it.
-            let verdict = |f: &Finished| match f.outcome {
-                Outcome::Succeeded => ("succeeded", now),
-                Outcome::Retry { at } => ("failed", at),
-                Outcome::Dead => ("dead", now),
-            };
-            let mut q = sqlx::QueryBuilder::new(
-                "WITH v (id, token, status, next_attempt_at, last_status_code, last_error) AS (",
-            );
-            q.push_values(batch, |mut row, f| {
-                let (status, next) = verdict(f);
-                row.push_bind(f.delivery_id.0)
-                    .push_bind(f.token.clone())
-                    .push_bind(status)
-                    .push_bind(Ts(next))
-                    .push_bind(f.attempt.status_code.map(i64::from))
-                    .push_bind(f.attempt.error.clone());
-            });
-            q.push(
-                ") UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + 1, \
-                 next_attempt_at = v.next_attempt_at, lease_until = NULL, leased_by = NULL, \
-                 last_status_code = v.last_status_code, last_error = v.last_error, updated_at = ",
-            );
-            q.push_bind(Ts(now));
-            q.push(" FROM v WHERE deliveries.id = v.id AND deliveries.leased_by = v.token");
-            q.build().execute(&mut *tx).await?;
+            WriteOutcomes::write_outcomes(&mut *tx, batch, now).await?;
             for f in batch {
                 let health = endpoints
                     .entry((f.application_id, f.endpoint_id))
@@ -264,22 +238,6 @@ impl Store {
                     health.1.get_or_insert(f.attempt.attempted_at);
                 }
             }
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, attempted_at, status_code, \
-                 latency_ms, error, response_excerpt, node) ",
-            );
-            q.push_values(batch, |mut row, f| {
-                row.push_bind(AttemptId::new().0)
-                    .push_bind(f.delivery_id.0)
-                    .push_bind(f.endpoint_id.0)
-                    .push_bind(Ts(f.attempt.attempted_at))
-                    .push_bind(f.attempt.status_code.map(i64::from))
-                    .push_bind(f.attempt.latency_ms as i64)
-                    .push_bind(f.attempt.error.clone())
-                    .push_bind(f.attempt.response_excerpt.clone())
-                    .push_bind(f.attempt.node.clone());
-            });
-            q.build().execute(&mut *tx).await?;
             // One health update per endpoint per batch: its last success, or the start of its
             // failures when the batch had none.
             for ((app, endpoint), (success, first_failure)) in endpoints {
@@ -503,5 +461,147 @@ impl Store {
             tx.commit().await?;
             Ok((requeued, created))
         })
+    }
+}
+
+/// Writes a batch's outcomes: every delivery's new state and every attempt, one statement each.
+/// A row whose lease another node took over (claim token no longer matches) is left as that
+/// node has it; its attempt is still recorded.
+trait WriteOutcomes {
+    async fn write_outcomes(
+        &mut self,
+        batch: &[Finished],
+        now: OffsetDateTime,
+    ) -> Result<(), sqlx::Error>;
+}
+
+fn verdict(f: &Finished, now: OffsetDateTime) -> (&'static str, OffsetDateTime) {
+    match f.outcome {
+        Outcome::Succeeded => ("succeeded", now),
+        Outcome::Retry { at } => ("failed", at),
+        Outcome::Dead => ("dead", now),
+    }
+}
+
+/// PostgreSQL takes the rows as arrays under one fixed text, so each statement is parsed and
+/// planned once per connection, not once per batch size.
+impl WriteOutcomes for sqlx::PgConnection {
+    async fn write_outcomes(
+        &mut self,
+        batch: &[Finished],
+        now: OffsetDateTime,
+    ) -> Result<(), sqlx::Error> {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
+        let mut statuses = Vec::with_capacity(batch.len());
+        let mut next = Vec::with_capacity(batch.len());
+        let mut codes = Vec::with_capacity(batch.len());
+        let mut errors = Vec::with_capacity(batch.len());
+        let mut attempt_ids = Vec::with_capacity(batch.len());
+        let mut endpoints = Vec::with_capacity(batch.len());
+        let mut attempted = Vec::with_capacity(batch.len());
+        let mut latencies = Vec::with_capacity(batch.len());
+        let mut excerpts = Vec::with_capacity(batch.len());
+        let mut nodes = Vec::with_capacity(batch.len());
+        for f in batch {
+            let (status, at) = verdict(f, now);
+            ids.push(f.delivery_id.0);
+            tokens.push(f.token.as_str());
+            statuses.push(status);
+            next.push(at);
+            codes.push(f.attempt.status_code.map(i64::from));
+            errors.push(f.attempt.error.as_deref());
+            attempt_ids.push(AttemptId::new().0);
+            endpoints.push(f.endpoint_id.0);
+            attempted.push(f.attempt.attempted_at);
+            latencies.push(f.attempt.latency_ms as i64);
+            excerpts.push(f.attempt.response_excerpt.as_deref());
+            nodes.push(f.attempt.node.as_str());
+        }
+        sqlx::query(
+            "UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + 1, \
+             next_attempt_at = v.next_attempt_at, lease_until = NULL, leased_by = NULL, \
+             last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $7 \
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], \
+             $6::text[]) AS v (id, token, status, next_attempt_at, last_status_code, last_error) \
+             WHERE deliveries.id = v.id AND deliveries.leased_by = v.token",
+        )
+        // Planned for each batch, not once per connection: a generic plan made while the
+        // table was small (a hash join over a scan of it) would be kept as it grows, for as long
+        // as nothing analyses the table. Parsing this short text costs little.
+        .persistent(false)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&statuses)
+        .bind(&next)
+        .bind(&codes)
+        .bind(&errors)
+        .bind(now)
+        .execute(&mut *self)
+        .await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, attempted_at, status_code, \
+             latency_ms, error, response_excerpt, node) SELECT * FROM unnest($1::uuid[], \
+             $2::uuid[], $3::uuid[], $4::timestamptz[], $5::int8[], $6::int8[], $7::text[], \
+             $8::text[], $9::text[])",
+        )
+        .bind(&attempt_ids)
+        .bind(&ids)
+        .bind(&endpoints)
+        .bind(&attempted)
+        .bind(&codes)
+        .bind(&latencies)
+        .bind(&errors)
+        .bind(&excerpts)
+        .bind(&nodes)
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
+}
+
+impl WriteOutcomes for sqlx::SqliteConnection {
+    async fn write_outcomes(
+        &mut self,
+        batch: &[Finished],
+        now: OffsetDateTime,
+    ) -> Result<(), sqlx::Error> {
+        let mut q = sqlx::QueryBuilder::new(
+            "WITH v (id, token, status, next_attempt_at, last_status_code, last_error) AS (",
+        );
+        q.push_values(batch, |mut row, f| {
+            let (status, next) = verdict(f, now);
+            row.push_bind(f.delivery_id.0)
+                .push_bind(f.token.clone())
+                .push_bind(status)
+                .push_bind(Ts(next))
+                .push_bind(f.attempt.status_code.map(i64::from))
+                .push_bind(f.attempt.error.clone());
+        });
+        q.push(
+            ") UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + 1, \
+             next_attempt_at = v.next_attempt_at, lease_until = NULL, leased_by = NULL, \
+             last_status_code = v.last_status_code, last_error = v.last_error, updated_at = ",
+        );
+        q.push_bind(Ts(now));
+        q.push(" FROM v WHERE deliveries.id = v.id AND deliveries.leased_by = v.token");
+        q.build().execute(&mut *self).await?;
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO delivery_attempts (id, delivery_id, endpoint_id, attempted_at, status_code, \
+             latency_ms, error, response_excerpt, node) ",
+        );
+        q.push_values(batch, |mut row, f| {
+            row.push_bind(AttemptId::new().0)
+                .push_bind(f.delivery_id.0)
+                .push_bind(f.endpoint_id.0)
+                .push_bind(Ts(f.attempt.attempted_at))
+                .push_bind(f.attempt.status_code.map(i64::from))
+                .push_bind(f.attempt.latency_ms as i64)
+                .push_bind(f.attempt.error.clone())
+                .push_bind(f.attempt.response_excerpt.clone())
+                .push_bind(f.attempt.node.clone());
+        });
+        q.build().execute(&mut *self).await?;
+        Ok(())
     }
 }

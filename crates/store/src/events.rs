@@ -213,49 +213,112 @@ impl Tx {
                 });
             }
         }
-        on_tx!(self, |conn| {
-            if !stored.is_empty() {
-                let mut q =
-                    sqlx::QueryBuilder::new(concat!("INSERT INTO events (", columns!(), ") "));
-                q.push_values(&stored, |mut row, (e, _)| {
-                    row.push_bind(e.id.0)
-                        .push_bind(e.application_id.0)
-                        .push_bind(e.event_type.as_str())
-                        .push_bind(e.customer_id.map(|c| c.0))
-                        .push_bind(Ts(e.created_at))
-                        .push_bind(Json(&e.data));
-                });
-                q.build().execute(&mut *conn).await?;
+        let leased = |r: &Row<'_>| match (r.leased, lease) {
+            (true, Some(l)) => (Some(l.until), Some(l.token.to_string())),
+            _ => (None, None),
+        };
+        match self {
+            // One fixed text per statement, the rows as arrays: prepared once per connection,
+            // where a VALUES list's text changes with the batch size and is parsed and planned
+            // again (and evicts its siblings from the statement cache) nearly every time.
+            Tx::Postgres(t) => {
+                let conn = &mut **t;
+                if !stored.is_empty() {
+                    let mut cols = EventColumns::default();
+                    for (e, _) in &stored {
+                        cols.push(e);
+                    }
+                    sqlx::query(concat!(
+                        "INSERT INTO events (",
+                        columns!(),
+                        ") SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], \
+                         $5::timestamptz[], $6::jsonb[])"
+                    ))
+                    .bind(cols.id)
+                    .bind(cols.application_id)
+                    .bind(cols.event_type)
+                    .bind(cols.customer_id)
+                    .bind(cols.created_at)
+                    .bind(cols.data)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                if !rows.is_empty() {
+                    let mut cols = DeliveryColumns::default();
+                    for r in &rows {
+                        let (until, by) = leased(r);
+                        cols.id.push(r.delivery.id.0);
+                        cols.application_id.push(r.delivery.application_id.0);
+                        cols.event_id.push(r.delivery.event_id.0);
+                        cols.endpoint_id.push(r.delivery.endpoint_id.0);
+                        cols.status.push(r.delivery.status.as_str());
+                        cols.lease_until.push(until);
+                        cols.leased_by.push(by);
+                        cols.ordering_key.push(r.ordering_key.clone());
+                    }
+                    sqlx::query(
+                        "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, \
+                         attempts, next_attempt_at, lease_until, leased_by, ordering_key, created_at, \
+                         updated_at) SELECT id, app, event, endpoint, status, 0, $9, lease_until, \
+                         leased_by, ordering_key, $9, $9 FROM unnest($1::uuid[], $2::uuid[], \
+                         $3::uuid[], $4::uuid[], $5::text[], $6::timestamptz[], $7::text[], $8::text[]) \
+                         AS r (id, app, event, endpoint, status, lease_until, leased_by, ordering_key)",
+                    )
+                    .bind(cols.id)
+                    .bind(cols.application_id)
+                    .bind(cols.event_id)
+                    .bind(cols.endpoint_id)
+                    .bind(cols.status)
+                    .bind(cols.lease_until)
+                    .bind(cols.leased_by)
+                    .bind(cols.ordering_key)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                }
             }
-            if !rows.is_empty() {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, attempts, \
+            Tx::Sqlite(t) => {
+                let conn = &mut **t;
+                if !stored.is_empty() {
+                    let mut q =
+                        sqlx::QueryBuilder::new(concat!("INSERT INTO events (", columns!(), ") "));
+                    q.push_values(&stored, |mut row, (e, _)| {
+                        row.push_bind(e.id.0)
+                            .push_bind(e.application_id.0)
+                            .push_bind(e.event_type.as_str())
+                            .push_bind(e.customer_id.map(|c| c.0))
+                            .push_bind(Ts(e.created_at))
+                            .push_bind(Json(&e.data));
+                    });
+                    q.build().execute(&mut *conn).await?;
+                }
+                if !rows.is_empty() {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, attempts, \
                      next_attempt_at, lease_until, leased_by, ordering_key, last_status_code, last_error, \
                      created_at, updated_at) ",
-                );
-                q.push_values(&rows, |mut b, r| {
-                    let (until, by) = match (r.leased, lease) {
-                        (true, Some(l)) => (Some(Ts(l.until)), Some(l.token.to_string())),
-                        _ => (None, None),
-                    };
-                    b.push_bind(r.delivery.id.0)
-                        .push_bind(r.delivery.application_id.0)
-                        .push_bind(r.delivery.event_id.0)
-                        .push_bind(r.delivery.endpoint_id.0)
-                        .push_bind(r.delivery.status.as_str())
-                        .push_bind(0i64)
-                        .push_bind(Ts(now))
-                        .push_bind(until)
-                        .push_bind(by)
-                        .push_bind(r.ordering_key.clone())
-                        .push_bind(None::<i64>)
-                        .push_bind(None::<String>)
-                        .push_bind(Ts(now))
-                        .push_bind(Ts(now));
-                });
-                q.build().execute(&mut *conn).await?;
+                    );
+                    q.push_values(&rows, |mut b, r| {
+                        let (until, by) = leased(r);
+                        b.push_bind(r.delivery.id.0)
+                            .push_bind(r.delivery.application_id.0)
+                            .push_bind(r.delivery.event_id.0)
+                            .push_bind(r.delivery.endpoint_id.0)
+                            .push_bind(r.delivery.status.as_str())
+                            .push_bind(0i64)
+                            .push_bind(Ts(now))
+                            .push_bind(until.map(Ts))
+                            .push_bind(by)
+                            .push_bind(r.ordering_key.clone())
+                            .push_bind(None::<i64>)
+                            .push_bind(None::<String>)
+                            .push_bind(Ts(now))
+                            .push_bind(Ts(now));
+                    });
+                    q.build().execute(&mut *conn).await?;
+                }
             }
-        });
+        }
         let claims = match lease {
             None => Vec::new(),
             Some(l) => rows
@@ -325,6 +388,41 @@ impl Tx {
                 .collect::<Result<_, sqlx::Error>>()?)
         })
     }
+}
+
+/// An events batch as one array per column, for PostgreSQL's `unnest`.
+#[derive(Default)]
+struct EventColumns<'e> {
+    id: Vec<Uuid>,
+    application_id: Vec<Uuid>,
+    event_type: Vec<&'static str>,
+    customer_id: Vec<Option<Uuid>>,
+    created_at: Vec<OffsetDateTime>,
+    data: Vec<Json<&'e Value>>,
+}
+
+impl<'e> EventColumns<'e> {
+    fn push(&mut self, e: &'e StoredEvent) {
+        self.id.push(e.id.0);
+        self.application_id.push(e.application_id.0);
+        self.event_type.push(e.event_type.as_str());
+        self.customer_id.push(e.customer_id.map(|c| c.0));
+        self.created_at.push(e.created_at);
+        self.data.push(Json(&e.data));
+    }
+}
+
+/// A deliveries batch as one array per column that varies between rows.
+#[derive(Default)]
+struct DeliveryColumns {
+    id: Vec<Uuid>,
+    application_id: Vec<Uuid>,
+    event_id: Vec<Uuid>,
+    endpoint_id: Vec<Uuid>,
+    status: Vec<&'static str>,
+    lease_until: Vec<Option<OffsetDateTime>>,
+    leased_by: Vec<Option<String>>,
+    ordering_key: Vec<Option<String>>,
 }
 
 /// What decides an event's targets besides its application.
