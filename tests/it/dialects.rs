@@ -35,11 +35,13 @@ async fn record(app: &TestApp, app_id: uuid::Uuid, t: EventType, data: Value) ->
     let engine = Engine::new(app.db.store.clone(), None);
     let data = EventData::from_json(t, data).expect("a canonical payload");
     let mut tx = app.db.store.begin().await.unwrap();
-    let event = engine
+    let (event, ready) = engine
         .record(&mut tx, ApplicationId(app_id), None, data, t)
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    // This engine is not the node's: the node's dispatcher finds the deliveries at its poll.
+    engine.dispatch(ready);
     event
 }
 

@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 
 use crate::{
     metrics::Metrics,
-    recorder::{Handoff, Recorder},
+    recorder::{Handoff, Ready, Recorder},
 };
 
 /// Shared by the API and the engines of one node.
@@ -15,6 +15,8 @@ use crate::{
 pub struct Engine {
     pub store: Store,
     pub(crate) recorder: Recorder,
+    /// Where deliveries recorded in a caller's transaction go once it commits.
+    pub(crate) handoff: Option<Handoff>,
     wake: Arc<Notify>,
     metrics: Arc<Metrics>,
 }
@@ -26,12 +28,14 @@ impl Engine {
         let wake = Arc::new(Notify::new());
         let notify = wake.clone();
         let metrics = Arc::new(Metrics::new());
-        let recorder = Recorder::start(store.clone(), handoff, metrics.clone(), move || {
-            notify.notify_one()
-        });
+        let recorder =
+            Recorder::start(store.clone(), handoff.clone(), metrics.clone(), move || {
+                notify.notify_one()
+            });
         Self {
             store,
             recorder,
+            handoff,
             wake,
             metrics,
         }
@@ -46,6 +50,17 @@ impl Engine {
     /// of at its next poll.
     pub fn wake_dispatcher(&self) {
         self.wake.notify_one();
+    }
+
+    /// Sends what a committed transaction recorded: its leased deliveries straight to this
+    /// node's dispatcher, and a wake-up for the rest.
+    pub fn dispatch(&self, ready: Ready) {
+        if let Some(h) = &self.handoff {
+            h.hand(ready.claims);
+        }
+        if ready.left_for_claim {
+            self.wake_dispatcher();
+        }
     }
 
     /// The notifier the dispatcher waits on.

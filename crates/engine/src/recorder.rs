@@ -22,6 +22,7 @@ use std::{
 
 use freshet_model::webhooks::{EndpointId, EventId};
 use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoredEvent};
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -89,6 +90,48 @@ impl Handoff {
     fn accepting(&self) -> bool {
         self.open.load(Ordering::Acquire) && self.queued.load(Ordering::Acquire) < self.limit
     }
+
+    /// A new claim token and its lease's end, when the dispatcher takes hand-offs now.
+    pub(crate) fn lease(&self) -> Option<(String, OffsetDateTime)> {
+        self.accepting().then(|| {
+            (
+                format!("{}/{}", self.node, uuid::Uuid::now_v7().simple()),
+                freshet_model::time::now()
+                    + time::Duration::try_from(self.lease).unwrap_or(time::Duration::MINUTE),
+            )
+        })
+    }
+
+    /// Hands committed, leased deliveries to the dispatcher.
+    pub(crate) fn hand(&self, claims: Vec<Claim>) {
+        for claim in claims {
+            self.queued.fetch_add(1, Ordering::AcqRel);
+            if self.claims.send(claim).is_err() {
+                // The dispatcher is gone: the lease expires and another claim sends it.
+                self.queued.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+/// Deliveries an uncommitted transaction wrote: those leased to this node, to hand to its
+/// dispatcher, and whether others wait for an ordinary claim. Pass it to
+/// [`crate::Engine::dispatch`] once the transaction has committed; dropped, its deliveries
+/// still go out, but only when their lease expires.
+#[must_use = "pass it to Engine::dispatch after committing"]
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub(crate) claims: Vec<Claim>,
+    pub(crate) left_for_claim: bool,
+}
+
+impl Ready {
+    /// Both transactions' deliveries, for a caller that recorded twice in one transaction.
+    pub fn and(mut self, other: Ready) -> Ready {
+        self.claims.extend(other.claims);
+        self.left_for_claim |= other.left_for_claim;
+        self
+    }
 }
 
 /// The handle callers record through.
@@ -142,7 +185,7 @@ async fn write_loop(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match write(&store, &batch, handoff.as_ref().filter(|h| h.accepting())).await {
+        match write(&store, &batch, handoff.as_ref()).await {
             Ok(written) => {
                 if written.left_for_claim {
                     after_commit();
@@ -197,24 +240,21 @@ async fn write(
             (job.event.clone(), fanout)
         })
         .collect();
-    let token = handoff.map(|h| format!("{}/{}", h.node, uuid::Uuid::now_v7().simple()));
-    let lease = handoff.zip(token.as_deref()).map(|(h, token)| Lease {
-        token,
-        until: freshet_model::time::now()
-            + time::Duration::try_from(h.lease).unwrap_or(time::Duration::MINUTE),
-    });
+    let lease = handoff.and_then(Handoff::lease);
     let mut tx = store.begin().await?;
-    let written = tx.record_batch(&batch, lease).await?;
+    let written = tx
+        .record_batch(
+            &batch,
+            lease.as_ref().map(|(token, until)| Lease {
+                token,
+                until: *until,
+            }),
+        )
+        .await?;
     tx.commit().await?;
     let leased = written.claims.len() as u64;
     if let Some(h) = handoff {
-        for claim in written.claims {
-            h.queued.fetch_add(1, Ordering::AcqRel);
-            if h.claims.send(claim).is_err() {
-                // The dispatcher is gone: the lease expires and another claim sends it.
-                h.queued.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
+        h.hand(written.claims);
     }
     Ok(BatchWritten {
         left_for_claim: written.deliveries > leased,

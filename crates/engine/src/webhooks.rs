@@ -13,7 +13,7 @@ use freshet_model::{
     events::{EndpointDisabled, EndpointTest, EventData},
     webhooks::{EndpointId, EventId, WebhookEndpoint},
 };
-use freshet_store::{Fanout, NewEndpoint, Store, StoreError, StoredEvent, Tx};
+use freshet_store::{Fanout, Lease, NewEndpoint, Store, StoreError, StoredEvent, Tx};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -24,7 +24,7 @@ use crate::{
         target::{Refusal, TargetPolicy},
     },
     formats,
-    recorder::Target,
+    recorder::{Handoff, Ready, Target},
     signing_keys::SigningKeys,
 };
 
@@ -389,7 +389,7 @@ impl Engine {
     }
 
     /// Records an event in `tx` for every subscribed endpoint of `app`; the caller commits, and
-    /// then calls [`Engine::wake_dispatcher`].
+    /// then passes what this returns to [`Engine::dispatch`].
     pub async fn record(
         &self,
         tx: &mut Tx,
@@ -397,22 +397,24 @@ impl Engine {
         customer: Option<CustomerId>,
         data: EventData,
         event_type: EventType,
-    ) -> Result<StoredEvent, StoreError> {
-        let mut recorded = self
+    ) -> Result<(StoredEvent, Ready), StoreError> {
+        let (mut recorded, ready) = self
             .record_all(tx, app, customer, vec![(event_type, data)])
             .await?;
-        Ok(recorded.remove(0))
+        Ok((recorded.remove(0), ready))
     }
 
     /// Records several events of one customer in `tx` with one write of each kind (event
-    /// rows, delivery rows) rather than one per event.
+    /// rows, delivery rows) rather than one per event. Deliveries that may leave at once are
+    /// written leased to this node, so that after the commit they go straight to its
+    /// dispatcher rather than waiting for a claim.
     pub async fn record_all(
         &self,
         tx: &mut Tx,
         app: ApplicationId,
         customer: Option<CustomerId>,
         events: Vec<(EventType, EventData)>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+    ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
         let mut stored = Vec::with_capacity(events.len());
         for (t, data) in &events {
             stored.push((
@@ -424,12 +426,25 @@ impl Engine {
             .iter()
             .map(|(e, dialects)| (e.clone(), Fanout::Subscribers { dialects }))
             .collect();
-        tx.record_events(&batch).await?;
+        let lease = self.handoff.as_ref().and_then(Handoff::lease);
+        let written = tx
+            .record_batch(
+                &batch,
+                lease.as_ref().map(|(token, until)| Lease {
+                    token,
+                    until: *until,
+                }),
+            )
+            .await?;
         // Counted once written: the caller's commit comes next, and only a failing database
         // stops it.
         self.metrics()
             .events_recorded(stored.iter().map(|(e, _)| e.event_type));
-        Ok(stored.into_iter().map(|(e, _)| e).collect())
+        let ready = Ready {
+            left_for_claim: written.deliveries > written.claims.len() as u64,
+            claims: written.claims,
+        };
+        Ok((stored.into_iter().map(|(e, _)| e).collect(), ready))
     }
 
     /// Sends an `endpoint.test` event to one endpoint of `app`, whatever it subscribes to;

@@ -199,7 +199,8 @@ impl Products {
         });
         let mut tx = self.store().begin().await?;
         let results = tx.insert_product_request(&request, &secret).await?;
-        self.inner
+        let (_, ready) = self
+            .inner
             .engine
             .record(
                 &mut tx,
@@ -210,7 +211,7 @@ impl Products {
             )
             .await?;
         tx.commit().await?;
-        self.inner.engine.wake_dispatcher();
+        self.inner.engine.dispatch(ready);
         self.inner.wake.notify_one();
         Ok(ProductRequestView {
             request,

@@ -131,7 +131,7 @@ async fn settle(
         _ => None,
     };
     let mut tx = p.store().begin().await?;
-    let event = p
+    let (event, ready) = p
         .inner
         .engine
         .record(
@@ -158,6 +158,8 @@ async fn settle(
     }
     tx.commit().await?;
     tracing::info!(request = %r.id, product = product.product.as_str(), ok = body.is_some(), "product generated");
+    p.inner.engine.dispatch(ready);
+    // The callback delivery was written pending, for an ordinary claim.
     p.inner.engine.wake_dispatcher();
     Ok(())
 }

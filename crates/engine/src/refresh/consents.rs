@@ -97,10 +97,11 @@ impl Refresher {
             provider: snapshots::provider(provider),
             link: snapshots::link(&link),
         });
-        self.record(&mut tx, app, customer_id, EventType::LinkCreated, data)
+        let ready = self
+            .record(&mut tx, app, customer_id, EventType::LinkCreated, data)
             .await?;
         tx.commit().await?;
-        self.delivered();
+        self.delivered(ready);
         Ok((link, consent))
     }
 
@@ -151,16 +152,17 @@ impl Refresher {
         if !tx.move_consent(consent.id, from, to).await? {
             return Ok(false);
         }
-        self.record(
-            &mut tx,
-            consent.application_id,
-            consent.customer_id,
-            event,
-            data,
-        )
-        .await?;
+        let ready = self
+            .record(
+                &mut tx,
+                consent.application_id,
+                consent.customer_id,
+                event,
+                data,
+            )
+            .await?;
         tx.commit().await?;
-        self.delivered();
+        self.delivered(ready);
         Ok(true)
     }
 
@@ -256,16 +258,17 @@ impl Refresher {
                 "this consent is no longer awaiting authorisation",
             ));
         }
-        self.record(
-            &mut tx,
-            consent.application_id,
-            consent.customer_id,
-            EventType::ConsentAuthorised,
-            data,
-        )
-        .await?;
+        let ready = self
+            .record(
+                &mut tx,
+                consent.application_id,
+                consent.customer_id,
+                EventType::ConsentAuthorised,
+                data,
+            )
+            .await?;
         tx.commit().await?;
-        self.delivered();
+        self.delivered(ready);
         Ok(Callback {
             consent: authorised,
             authorised: true,

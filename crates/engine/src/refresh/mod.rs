@@ -25,7 +25,7 @@ use time::{Date, OffsetDateTime};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::Engine;
+use crate::{Engine, recorder::Ready};
 
 /// How the refresh engine behaves.
 #[derive(Clone, Debug)]
@@ -184,7 +184,8 @@ impl Refresher {
             .ok_or(RefreshError::NotFound("customer"))
     }
 
-    /// Records an event in `tx`.
+    /// Records an event in `tx`; pass what it returns to [`Refresher::delivered`] after the
+    /// commit.
     async fn record(
         &self,
         tx: &mut Tx,
@@ -192,12 +193,12 @@ impl Refresher {
         customer: CustomerId,
         t: EventType,
         data: EventData,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Ready, StoreError> {
         self.inner
             .engine
             .record(tx, app, Some(customer), data, t)
             .await
-            .map(|_| ())
+            .map(|(_, ready)| ready)
     }
 
     /// Records several events of one customer in `tx`, in one write.
@@ -207,19 +208,20 @@ impl Refresher {
         app: ApplicationId,
         customer: CustomerId,
         events: Vec<(EventType, EventData)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Ready, StoreError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Ready::default());
         }
         self.inner
             .engine
             .record_all(tx, app, Some(customer), events)
             .await
-            .map(|_| ())
+            .map(|(_, ready)| ready)
     }
 
-    fn delivered(&self) {
-        self.inner.engine.wake_dispatcher();
+    /// Sends what a committed transaction recorded.
+    fn delivered(&self, ready: Ready) {
+        self.inner.engine.dispatch(ready);
     }
 
     /// The next scheduled refresh after `now`: the day split by the refreshes allowed, with

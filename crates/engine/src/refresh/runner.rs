@@ -414,10 +414,11 @@ async fn summary(
         });
         events.push((EventType::RefreshProgress, data));
     }
-    r.record_all(&mut tx, sub.application_id, sub.customer_id, events)
+    let ready = r
+        .record_all(&mut tx, sub.application_id, sub.customer_id, events)
         .await?;
     tx.commit().await?;
-    r.delivered();
+    r.delivered(ready);
     Ok(ids)
 }
 
@@ -631,9 +632,9 @@ async fn finish(
         });
         events.push((EventType::RefreshCompleted, data));
     }
-    r.record_all(&mut tx, app, sub.customer_id, events).await?;
+    let ready = r.record_all(&mut tx, app, sub.customer_id, events).await?;
     tx.commit().await?;
-    r.delivered();
+    r.delivered(ready);
     r.inner
         .engine
         .metrics()

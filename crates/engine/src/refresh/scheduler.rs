@@ -58,16 +58,17 @@ async fn pass(r: &Refresher) -> Result<(), StoreError> {
         };
         let mut tx = r.store().begin().await?;
         if tx.mark_expiring_notified(c.id).await? {
-            r.record(
-                &mut tx,
-                c.application_id,
-                c.customer_id,
-                EventType::ConsentExpiring,
-                data,
-            )
-            .await?;
+            let ready = r
+                .record(
+                    &mut tx,
+                    c.application_id,
+                    c.customer_id,
+                    EventType::ConsentExpiring,
+                    data,
+                )
+                .await?;
             tx.commit().await?;
-            r.delivered();
+            r.delivered(ready);
         }
     }
     let mut started = false;
