@@ -21,7 +21,7 @@ use std::{
 };
 
 use freshet_model::webhooks::{EndpointId, EventId};
-use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoredEvent};
+use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoreKind, StoredEvent};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -150,10 +150,26 @@ impl Recorder {
         store: Store,
         handoff: Option<Handoff>,
         metrics: Arc<Metrics>,
-        after_commit: impl Fn() + Send + 'static,
+        after_commit: impl Fn() + Send + Sync + 'static,
     ) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_loop(store, rx, handoff, metrics, after_commit));
+        // PostgreSQL commits concurrent transactions together: a second writer fills its
+        // batch while the first waits for its commit to reach the disk. SQLite has one writer.
+        let writers = match store.kind() {
+            StoreKind::Postgres => 2,
+            StoreKind::Sqlite => 1,
+        };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let after_commit: Arc<dyn Fn() + Send + Sync> = Arc::new(after_commit);
+        for _ in 0..writers {
+            tokio::spawn(write_loop(
+                store.clone(),
+                rx.clone(),
+                handoff.clone(),
+                metrics.clone(),
+                after_commit.clone(),
+            ));
+        }
         Self { jobs }
     }
 
@@ -178,13 +194,13 @@ impl Recorder {
 
 async fn write_loop(
     store: Store,
-    mut rx: mpsc::Receiver<Job>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     handoff: Option<Handoff>,
     metrics: Arc<Metrics>,
-    after_commit: impl Fn(),
+    after_commit: Arc<dyn Fn() + Send + Sync>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while rx.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
         match write(&store, &batch, handoff.as_ref()).await {
             Ok(written) => {
                 if written.left_for_claim {
