@@ -240,13 +240,25 @@ impl Store {
             }
             // One health update per endpoint per batch: its last success, or the start of its
             // failures when the batch had none.
+            // In one order on every node, so that two batches touching the same endpoints
+            // cannot deadlock.
+            let mut endpoints: Vec<_> = endpoints.into_iter().collect();
+            endpoints.sort_by_key(|((_, endpoint), _)| endpoint.0);
             for ((app, endpoint), (success, first_failure)) in endpoints {
                 if let Some(at) = success {
-                    sqlx::query("UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL WHERE id = $1")
-                        .bind(endpoint.0)
-                        .bind(Ts(at))
-                        .execute(&mut *tx)
-                        .await?;
+                    // Not rewritten within a second of the last success: a busy endpoint's
+                    // row would otherwise be updated by every batch, and concurrent batches
+                    // would queue on its lock. A row the condition skips is not locked.
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL \
+                         WHERE id = $1 AND (failing_since IS NOT NULL OR last_success_at IS NULL \
+                         OR last_success_at < $3)",
+                    )
+                    .bind(endpoint.0)
+                    .bind(Ts(at))
+                    .bind(Ts(at - Duration::SECOND))
+                    .execute(&mut *tx)
+                    .await?;
                 } else if let Some(at) = first_failure {
                     let row = sqlx::query(
                         "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
