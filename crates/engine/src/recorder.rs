@@ -125,13 +125,12 @@ pub struct Ready {
     pub(crate) left_for_claim: bool,
 }
 
-impl Ready {
-    /// Both transactions' deliveries, for a caller that recorded twice in one transaction.
-    pub fn and(mut self, other: Ready) -> Ready {
-        self.claims.extend(other.claims);
-        self.left_for_claim |= other.left_for_claim;
-        self
-    }
+/// The lease [`Handoff::lease`] gave, as the store takes it.
+pub(crate) fn as_lease(lease: &Option<(String, OffsetDateTime)>) -> Option<Lease<'_>> {
+    lease.as_ref().map(|(token, until)| Lease {
+        token,
+        until: *until,
+    })
 }
 
 /// The handle callers record through.
@@ -258,15 +257,7 @@ async fn write(
         .collect();
     let lease = handoff.and_then(Handoff::lease);
     let mut tx = store.begin().await?;
-    let written = tx
-        .record_batch(
-            &batch,
-            lease.as_ref().map(|(token, until)| Lease {
-                token,
-                until: *until,
-            }),
-        )
-        .await?;
+    let written = tx.record_batch(&batch, as_lease(&lease)).await?;
     tx.commit().await?;
     let leased = written.claims.len() as u64;
     if let Some(h) = handoff {

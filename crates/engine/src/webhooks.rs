@@ -13,7 +13,7 @@ use freshet_model::{
     events::{EndpointDisabled, EndpointTest, EventData},
     webhooks::{EndpointId, EventId, WebhookEndpoint},
 };
-use freshet_store::{Fanout, Lease, NewEndpoint, Store, StoreError, StoredEvent, Tx};
+use freshet_store::{Fanout, NewEndpoint, Store, StoreError, StoredEvent, Tx};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -24,7 +24,7 @@ use crate::{
         target::{Refusal, TargetPolicy},
     },
     formats,
-    recorder::{Handoff, Ready, Target},
+    recorder::{Handoff, Ready, Target, as_lease},
     signing_keys::SigningKeys,
 };
 
@@ -427,15 +427,7 @@ impl Engine {
             .map(|(e, dialects)| (e.clone(), Fanout::Subscribers { dialects }))
             .collect();
         let lease = self.handoff.as_ref().and_then(Handoff::lease);
-        let written = tx
-            .record_batch(
-                &batch,
-                lease.as_ref().map(|(token, until)| Lease {
-                    token,
-                    until: *until,
-                }),
-            )
-            .await?;
+        let written = tx.record_batch(&batch, as_lease(&lease)).await?;
         // Counted once written: the caller's commit comes next, and only a failing database
         // stops it.
         self.metrics()
