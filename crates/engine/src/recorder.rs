@@ -21,7 +21,7 @@ use std::{
 };
 
 use freshet_model::webhooks::{EndpointId, EventId};
-use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoreKind, StoredEvent};
+use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoreKind, StoredEvent, Tx};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -125,12 +125,29 @@ pub struct Ready {
     pub(crate) left_for_claim: bool,
 }
 
-/// The lease [`Handoff::lease`] gave, as the store takes it.
-pub(crate) fn as_lease(lease: &Option<(String, OffsetDateTime)>) -> Option<Lease<'_>> {
-    lease.as_ref().map(|(token, until)| Lease {
-        token,
-        until: *until,
-    })
+/// Writes `batch` in `tx`, leasing to this node the deliveries that may leave at once when
+/// `handoff` takes them now. Returns them as [`Ready`], with the events not stored because
+/// their one endpoint does not exist.
+pub(crate) async fn record_leased(
+    tx: &mut Tx,
+    batch: &[(StoredEvent, Fanout<'_>)],
+    handoff: Option<&Handoff>,
+) -> Result<(Ready, Vec<EventId>), StoreError> {
+    let lease = handoff.and_then(Handoff::lease);
+    let written = tx
+        .record_batch(
+            batch,
+            lease.as_ref().map(|(token, until)| Lease {
+                token,
+                until: *until,
+            }),
+        )
+        .await?;
+    let ready = Ready {
+        left_for_claim: written.deliveries > written.claims.len() as u64,
+        claims: written.claims,
+    };
+    Ok((ready, written.missing))
 }
 
 /// The handle callers record through.
@@ -255,16 +272,14 @@ async fn write(
             (job.event.clone(), fanout)
         })
         .collect();
-    let lease = handoff.and_then(Handoff::lease);
     let mut tx = store.begin().await?;
-    let written = tx.record_batch(&batch, as_lease(&lease)).await?;
+    let (ready, missing) = record_leased(&mut tx, &batch, handoff).await?;
     tx.commit().await?;
-    let leased = written.claims.len() as u64;
     if let Some(h) = handoff {
-        h.hand(written.claims);
+        h.hand(ready.claims);
     }
     Ok(BatchWritten {
-        left_for_claim: written.deliveries > leased,
-        missing: written.missing,
+        left_for_claim: ready.left_for_claim,
+        missing,
     })
 }

@@ -24,7 +24,7 @@ use crate::{
         target::{Refusal, TargetPolicy},
     },
     formats,
-    recorder::{Handoff, Ready, Target, as_lease},
+    recorder::{Ready, Target, record_leased},
     signing_keys::SigningKeys,
 };
 
@@ -426,16 +426,11 @@ impl Engine {
             .iter()
             .map(|(e, dialects)| (e.clone(), Fanout::Subscribers { dialects }))
             .collect();
-        let lease = self.handoff.as_ref().and_then(Handoff::lease);
-        let written = tx.record_batch(&batch, as_lease(&lease)).await?;
+        let (ready, _) = record_leased(tx, &batch, self.handoff.as_ref()).await?;
         // Counted once written: the caller's commit comes next, and only a failing database
         // stops it.
         self.metrics()
             .events_recorded(stored.iter().map(|(e, _)| e.event_type));
-        let ready = Ready {
-            left_for_claim: written.deliveries > written.claims.len() as u64,
-            claims: written.claims,
-        };
         Ok((stored.into_iter().map(|(e, _)| e).collect(), ready))
     }
 
