@@ -96,6 +96,8 @@ pub enum FaultKind {
     RateLimited,
     Timeout,
     Maintenance,
+    /// Answers as usual, after holding the call for the fault's delay.
+    Slow,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -103,6 +105,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// Calls it still applies to; `None` until cleared.
     pub remaining: Option<u32>,
+    /// How long a `slow` fault holds each call.
+    pub delay: Duration,
 }
 
 /// Why a data call is refused before it reaches the data.
@@ -398,12 +402,12 @@ impl Sandbox {
 
     /// Takes one use of the bank's fault, if one is set. Every API call passes here once,
     /// which is where it is counted.
-    pub fn take_fault(&self, bank: &Bank) -> Option<FaultKind> {
+    pub fn take_fault(&self, bank: &Bank) -> Option<Fault> {
         self.calls
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut st = self.state();
         let fault = st.faults.get_mut(bank.id)?;
-        let kind = fault.kind;
+        let taken = *fault;
         match &mut fault.remaining {
             None => {}
             Some(1) => {
@@ -411,17 +415,11 @@ impl Sandbox {
             }
             Some(n) => *n -= 1,
         }
-        Some(kind)
+        Some(taken)
     }
 
-    pub fn set_fault(&self, bank: &'static Bank, kind: FaultKind, times: Option<u32>) {
-        self.state().faults.insert(
-            bank.id,
-            Fault {
-                kind,
-                remaining: times,
-            },
-        );
+    pub fn set_fault(&self, bank: &'static Bank, fault: Fault) {
+        self.state().faults.insert(bank.id, fault);
     }
 
     /// Clears one bank's fault, or every bank's.

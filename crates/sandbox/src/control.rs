@@ -2,7 +2,7 @@
 //! inject faults, add transactions, book pending ones, and revoke or expire a consent at the
 //! bank. Errors are problem details naming the field, like freshet's own API.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use axum::{
     Json, Router,
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Sandbox,
-    bank::FaultKind,
+    bank::{Fault, FaultKind},
     catalogue::{BANKS, Bank, bank},
     data::TxnState,
     web,
@@ -113,10 +113,21 @@ struct FaultIn {
     provider_id: String,
     kind: FaultKind,
     times: Option<u32>,
+    delay_ms: Option<u64>,
 }
 
-fn fault_json(bank: &str, kind: FaultKind, remaining: Option<u32>) -> Value {
-    json!({"provider_id": bank, "kind": kind, "times": remaining})
+/// How long a `slow` fault holds a call when the request does not say.
+const SLOW_DELAY: Duration = Duration::from_secs(1);
+
+/// A `slow` fault's longest delay: long enough for any client's timeout, short of a hang.
+const SLOW_DELAY_MAX_MS: u64 = 600_000;
+
+fn fault_json(bank: &str, f: &Fault) -> Value {
+    let mut v = json!({"provider_id": bank, "kind": f.kind, "times": f.remaining});
+    if f.kind == FaultKind::Slow {
+        v["delay_ms"] = json!(f.delay.as_millis() as u64);
+    }
+    v
 }
 
 async fn add_fault(State(sb): State<Sandbox>, body: Bytes) -> Response {
@@ -129,19 +140,39 @@ async fn add_fault(State(sb): State<Sandbox>, body: Bytes) -> Response {
             Some("times"),
         );
     }
-    sb.set_fault(bank, f.kind, f.times);
-    (
-        StatusCode::CREATED,
-        Json(fault_json(bank.id, f.kind, f.times)),
-    )
-        .into_response()
+    let delay = match (f.kind, f.delay_ms) {
+        (FaultKind::Slow, None) => SLOW_DELAY,
+        (FaultKind::Slow, Some(ms)) if ms <= SLOW_DELAY_MAX_MS => Duration::from_millis(ms),
+        (FaultKind::Slow, Some(_)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!("delay_ms must be at most {SLOW_DELAY_MAX_MS}"),
+                Some("delay_ms"),
+            );
+        }
+        (_, Some(_)) => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "delay_ms applies only to the slow fault",
+                Some("delay_ms"),
+            );
+        }
+        (_, None) => Duration::ZERO,
+    };
+    let fault = Fault {
+        kind: f.kind,
+        remaining: f.times,
+        delay,
+    };
+    sb.set_fault(bank, fault);
+    (StatusCode::CREATED, Json(fault_json(bank.id, &fault))).into_response()
 }
 
 async fn list_faults(State(sb): State<Sandbox>) -> Response {
     let data: Vec<Value> = sb
         .faults()
         .into_iter()
-        .map(|(b, f)| fault_json(b, f.kind, f.remaining))
+        .map(|(b, f)| fault_json(b, &f))
         .collect();
     Json(json!({"data": data})).into_response()
 }

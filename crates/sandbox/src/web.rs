@@ -181,9 +181,13 @@ fn title(status: StatusCode) -> &'static str {
 
 /// Applies the bank's injected fault to this call, if it has one.
 pub async fn fault(sb: &Sandbox, bank: &Bank) -> Option<Response> {
-    let kind = sb.take_fault(bank)?;
+    let taken = sb.take_fault(bank)?;
     let std = bank.standard;
-    Some(match kind {
+    Some(match taken.kind {
+        FaultKind::Slow => {
+            tokio::time::sleep(taken.delay).await;
+            return None;
+        }
         FaultKind::ProviderFailure => {
             let code = match std {
                 Standard::Obie => "UK.OBIE.UnexpectedError",

@@ -537,6 +537,31 @@ async fn faults_apply_for_the_calls_asked_then_stop() {
 }
 
 #[tokio::test]
+async fn a_slow_bank_answers_as_usual_after_the_delay() {
+    let b = Bank::start(config()).await;
+    let opened = b.open("natwest", None).await;
+    let r = b
+        .control(
+            Method::POST,
+            "/control/faults",
+            Some(json!({"provider_id": "natwest", "kind": "slow", "times": 1, "delay_ms": 300})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        json_of(r).await,
+        json!({"provider_id": "natwest", "kind": "slow", "times": 1, "delay_ms": 300})
+    );
+    let started = std::time::Instant::now();
+    let held = b.get("natwest", "/accounts", &opened).await;
+    assert_eq!(held.status(), 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    let held = json_of(held).await;
+    let quick = json_of(b.get("natwest", "/accounts", &opened).await).await;
+    assert_eq!(held, quick, "the same answer, only later");
+}
+
+#[tokio::test]
 async fn the_control_api_names_what_is_wrong() {
     let b = Bank::start(config()).await;
     let cases = [
@@ -559,6 +584,16 @@ async fn the_control_api_names_what_is_wrong() {
             "/control/faults",
             json!({"provider_id": "natwest", "kind": "timeout", "when": "now"}),
             "when",
+        ),
+        (
+            "/control/faults",
+            json!({"provider_id": "natwest", "kind": "timeout", "delay_ms": 10}),
+            "delay_ms",
+        ),
+        (
+            "/control/faults",
+            json!({"provider_id": "natwest", "kind": "slow", "delay_ms": 600_001}),
+            "delay_ms",
         ),
         (
             "/control/transactions",
