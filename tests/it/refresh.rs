@@ -76,6 +76,14 @@ impl Client<'_> {
         consent
     }
 
+    /// A new customer with an authorised consent at `provider`: their ids.
+    pub async fn new_consent(&self, provider: &str) -> (String, String) {
+        let customer = self.app.new_customer(&self.key, json!({})).await;
+        let cid = customer["id"].as_str().unwrap();
+        let consent = self.connect(cid, provider, json!({})).await;
+        (cid.to_string(), consent["id"].as_str().unwrap().to_string())
+    }
+
     /// Waits for a task to end.
     pub async fn finished(&self, task: &str) -> Value {
         for _ in 0..600 {
@@ -310,10 +318,8 @@ async fn every_fault_kind_ends_the_sub_task_with_its_result() {
         },
         |app| async move {
             let c = client(&app).await;
-            let customer = app.new_customer(&c.key, json!({})).await;
-            let cid = customer["id"].as_str().unwrap();
-            let consent = c.connect(cid, "lloyds", json!({})).await;
-            let id = consent["id"].as_str().unwrap();
+            let (cid, id) = c.new_consent("lloyds").await;
+            let (cid, id) = (cid.as_str(), id.as_str());
             for (kind, result, reconnect) in [
                 ("provider_failure", "provider_failure", false),
                 ("rate_limited", "provider_request_limit", false),
@@ -382,13 +388,70 @@ async fn every_fault_kind_ends_the_sub_task_with_its_result() {
 }
 
 #[tokio::test]
+async fn a_slow_bank_reports_its_progress_before_its_end() {
+    run_with(Backend::Sqlite, quiet, |app| async move {
+        let c = client(&app).await;
+        let (cid, id) = c.new_consent("natwest").await;
+        let (cid, id) = (cid.as_str(), id.as_str());
+        // Every call is slow: the transactions come well after the accounts.
+        c.sandbox(
+            "faults",
+            json!({"provider_id": "natwest", "kind": "slow", "delay_ms": 700}),
+        )
+        .await;
+        let (s, started) = c
+            .call(Method::PUT, &format!("/v1/consents/{id}/refresh"), None)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+        let sub = started["task_id"].as_str().unwrap();
+        let mut progress = Vec::new();
+        for _ in 0..200 {
+            progress = c.events("refresh.progress").await;
+            if progress.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(progress.len(), 2, "both stages reported: {progress:?}");
+        let (_, running) = c
+            .call(Method::GET, &format!("/v1/refresh-tasks/{sub}"), None)
+            .await;
+        assert_eq!(
+            running["status"], "Running",
+            "reported while the bank still sends transactions: {running}"
+        );
+        assert!(c.events("refresh.provider.completed").await.is_empty());
+        let (_, accounts) = c
+            .call(Method::GET, &format!("/v1/customers/{cid}/accounts"), None)
+            .await;
+        assert!(
+            !accounts["data"].as_array().unwrap().is_empty(),
+            "the accounts are readable before the end: {accounts}"
+        );
+
+        let task = c.finished(sub).await;
+        assert_eq!(task["status"], "Completed", "{task}");
+        assert_eq!(c.events("refresh.progress").await.len(), 2, "reported once");
+        let ended = c.events("accounts.updated").await;
+        assert_eq!(ended.len(), 1);
+        assert!(
+            ended[0]["data"]["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["change"] == "added"),
+            "{ended:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn pending_items_booked_at_the_bank_come_back_as_modified() {
     run_with(Backend::Sqlite, quiet, |app| async move {
         let c = client(&app).await;
-        let customer = app.new_customer(&c.key, json!({})).await;
-        let cid = customer["id"].as_str().unwrap();
-        let consent = c.connect(cid, "natwest", json!({})).await;
-        let id = consent["id"].as_str().unwrap();
+        let (cid, id) = c.new_consent("natwest").await;
+        let (cid, id) = (cid.as_str(), id.as_str());
         let refresh = || async {
             let (_, t) = c
                 .call(

@@ -40,38 +40,39 @@ pub struct AccountChanges<'a> {
 }
 
 impl Tx {
-    /// Inserts or updates a consent's accounts; returns, in `found`'s order, each one's id and
-    /// whether it is new.
+    /// Inserts or updates a consent's accounts under the ids the caller chose from what it
+    /// holds. A stored account keeps its id, so an id other than the one chosen means the
+    /// caller's view was stale: that is an error, for the caller to retry with a fresh view.
     pub async fn upsert_accounts(
         &mut self,
         app: ApplicationId,
         customer: CustomerId,
         consent: ConsentId,
         provider_id: &str,
-        found: &[FoundAccount],
-    ) -> Result<Vec<(AccountId, bool)>> {
+        found: &[(AccountId, FoundAccount)],
+    ) -> Result<()> {
         // A bank listing an account twice would have the statement touch one row twice.
-        let mut unique: Vec<(&FoundAccount, Uuid)> = Vec::with_capacity(found.len());
+        let mut unique: Vec<&(AccountId, FoundAccount)> = Vec::with_capacity(found.len());
         for a in found {
             if !unique
                 .iter()
-                .any(|(u, _)| u.bank_account_id == a.bank_account_id)
+                .any(|u| u.1.bank_account_id == a.1.bank_account_id)
             {
-                unique.push((a, AccountId::new().0));
+                unique.push(a);
             }
         }
         if unique.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let now = Ts(freshet_model::time::now());
-        let stored: HashMap<String, Uuid> = on_tx!(self, |conn| {
+        on_tx!(self, |conn| {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO accounts (id, application_id, customer_id, consent_id, provider_id, \
                  bank_account_id, currency, name, kind, identification, balances, removed, seq, \
                  created_at, updated_at) ",
             );
-            q.push_values(&unique, |mut row, (a, id)| {
-                row.push_bind(*id)
+            q.push_values(&unique, |mut row, (id, a)| {
+                row.push_bind(id.0)
                     .push_bind(app.0)
                     .push_bind(customer.0)
                     .push_bind(consent.0)
@@ -93,22 +94,19 @@ impl Tx {
                  balances = excluded.balances, removed = excluded.removed, updated_at = excluded.updated_at \
                  RETURNING id, bank_account_id",
             );
-            let mut stored = HashMap::new();
             for r in q.build().fetch_all(&mut *conn).await? {
-                stored.insert(r.text("bank_account_id")?, r.uuid("id")?);
+                let (id, bank_id) = (r.uuid("id")?, r.text("bank_account_id")?);
+                if !unique
+                    .iter()
+                    .any(|(chosen, a)| chosen.0 == id && a.bank_account_id == bank_id)
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "account {bank_id} is stored as {id}, not under the id chosen for it"
+                    )));
+                }
             }
-            stored
         });
-        found
-            .iter()
-            .map(|a| {
-                let id = stored.get(&a.bank_account_id).copied().ok_or_else(|| {
-                    StoreError::Corrupt(format!("account {} was not stored", a.bank_account_id))
-                })?;
-                let new = unique.iter().any(|(_, fresh)| *fresh == id);
-                Ok((AccountId(id), new))
-            })
-            .collect()
+        Ok(())
     }
 
     /// Marks accounts the bank no longer lists as removed.

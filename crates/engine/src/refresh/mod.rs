@@ -2,14 +2,16 @@
 //! over a customer's banks, the runner that carries them out, and the scheduler.
 //!
 //! Every state change is written in one transaction with the events that record it; the
-//! bank is called outside transactions, and what a sub-task found is written in two steps a
-//! retried attempt can repeat (see [`runner`]). Links and consents are in [`consents`], starting
+//! bank is called outside transactions, and what a sub-task found is written with its end, or
+//! in two steps when the bank is slow, either of which a retried attempt can repeat (see
+//! [`runner`]). Links and consents are in [`consents`], starting
 //! tasks in [`tasks`].
 
 mod consents;
 mod runner;
 mod scheduler;
 pub mod snapshots;
+mod summary;
 mod tasks;
 
 use std::{sync::Arc, time::Duration};
@@ -217,6 +219,14 @@ impl Refresher {
             .record_all(tx, app, Some(customer), events)
             .await
             .map(|(_, ready)| ready)
+    }
+
+    /// How events name a provider, also one this freshet no longer knows.
+    fn provider_snapshot(&self, id: &str) -> freshet_model::events::ProviderSnapshot {
+        self.bank(id).map_or_else(
+            || snapshots::unknown_provider(id),
+            |(p, _)| snapshots::provider(p),
+        )
     }
 
     /// Sends what a committed transaction recorded.

@@ -2,20 +2,20 @@
 //! carries each out — tokens, accounts, balances, every account's transactions reconciled
 //! against what freshet holds — then ends it and, with the last sub-task, its task.
 //!
-//! What a sub-task finds is written as it goes, each step idempotent, with the running
-//! counts the final events need kept on the sub-task row in the same transaction. So an
-//! attempt cut short by a crash is simply run again by whoever next claims it, and its events
-//! still come out once: the final transaction is conditional on the claim.
+//! What a sub-task finds is written with its end, the accounts first (on their own only when
+//! the bank is slow, see [`summary`](super::summary)), each step idempotent, with what the final
+//! events need kept on the sub-task row in the same transaction. So an attempt cut short by a
+//! crash is simply run again by whoever next claims it, and its events still come out once:
+//! every transaction is conditional on the claim.
 
 use std::{collections::HashMap, sync::Arc};
 
-use freshet_banks::{BankAccount, BankError, Connector, Provider, Session};
+use freshet_banks::{BankAccount, BankError, Connector, Session};
 use freshet_model::{
     ConsentStatus, Customer, EventType, ResultCode,
     events::{
-        AccountChange, AccountChangeKind, AccountNewTransactions, AccountsUpdated, EventData,
-        ProviderCompleted, RefreshCompleted, RefreshProgress, RefreshStage, TaskStatus,
-        TransactionsNew,
+        AccountNewTransactions, AccountsUpdated, EventData, ProviderCompleted, RefreshCompleted,
+        TaskStatus, TransactionsNew,
     },
     reconcile::{self, TxnStatus},
     refresh::{AccountId, Balance, BankTokens, Consent, Link, SubTask},
@@ -24,7 +24,7 @@ use freshet_store::{AccountChanges, FoundAccount, RefreshEnd, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{POLL, Refresher, snapshots};
+use super::{POLL, Refresher, snapshots, summary::Summary};
 
 /// Why an attempt ended early.
 enum Stop {
@@ -104,11 +104,14 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
             return;
         }
     };
-    let outcome = if sub.attempts > r.inner.config.max_attempts {
-        Err(failed(BankError::new(
-            ResultCode::InternalError,
-            "the sub-task was interrupted too many times",
-        )))
+    let Attempt { summary, outcome } = if sub.attempts > r.inner.config.max_attempts {
+        Attempt {
+            summary: None,
+            outcome: Err(failed(BankError::new(
+                ResultCode::InternalError,
+                "the sub-task was interrupted too many times",
+            ))),
+        }
     } else {
         fetch(r, &sub, token, &subject).await
     };
@@ -135,16 +138,16 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
             return;
         }
     };
-    if let Err(e) = finish(r, &sub, token, &subject, &found, end).await {
+    if let Err(e) = finish(r, &sub, token, &subject, summary.as_ref(), &found, end).await {
         tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
     }
 }
 
 /// What a sub-task is about, read once per attempt: its events carry snapshots of all three.
-struct Subject {
-    consent: Consent,
-    customer: Customer,
-    link: Link,
+pub(super) struct Subject {
+    pub consent: Consent,
+    pub customer: Customer,
+    pub link: Link,
 }
 
 async fn subject(r: &Refresher, sub: &SubTask) -> Result<Option<Subject>, StoreError> {
@@ -220,13 +223,32 @@ async fn tokens(
     Ok(renewed)
 }
 
-/// Everything the bank has for the sub-task, in two writes: the accounts (with both interim
-/// stages) as soon as they are known, then — in [`finish`] — the transactions with the end.
-async fn fetch(
+/// What an attempt came to.
+struct Attempt {
+    /// The accounts found, when they are not written yet.
+    summary: Option<Summary>,
+    outcome: Result<Vec<Found>, Stop>,
+}
+
+/// How long the transactions may take before the accounts and the interim stages are written
+/// on their own rather than with the sub-task's end.
+const PROGRESS_EARLY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Everything the bank has for the sub-task. The accounts and the interim stages are written
+/// early only when the transactions are slow to come; otherwise [`finish`] writes them.
+async fn fetch(r: &Refresher, sub: &SubTask, token: &str, subject: &Subject) -> Attempt {
+    let mut summary = None;
+    let outcome = fetch_into(r, sub, token, subject, &mut summary).await;
+    Attempt { summary, outcome }
+}
+
+/// [`fetch`], leaving in `unwritten` the accounts found until they are written.
+async fn fetch_into(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
     subject: &Subject,
+    unwritten: &mut Option<Summary>,
 ) -> Result<Vec<Found>, Stop> {
     let consent = &subject.consent;
     if consent.status != ConsentStatus::Authorised {
@@ -239,7 +261,7 @@ async fn fetch(
             format!("the consent is {}", consent.status.as_str()),
         )));
     }
-    let Some((provider, connector)) = r.bank(&sub.provider_id) else {
+    let Some((_, connector)) = r.bank(&sub.provider_id) else {
         return Err(failed(BankError::new(
             ResultCode::ProviderNotFound,
             "this freshet no longer knows the provider",
@@ -261,11 +283,13 @@ async fn fetch(
         with_balances.push(found_account(a, balances));
     }
     let held = r.store().consent_accounts(consent.id).await?;
-    let ids = summary(r, sub, token, subject, provider, &with_balances, &held).await?;
+    let summary = Summary::plan(with_balances, &held);
+    let ids = summary.ids();
+    *unwritten = Some(summary);
 
     let today = freshet_model::time::now().date();
     let history_start = today - time::Duration::days(r.inner.config.history_days);
-    let windows: Vec<(AccountId, Option<time::Date>, time::Date)> = ids
+    let windows: Vec<Window> = ids
         .iter()
         .map(|id| {
             let last_booked = held
@@ -279,24 +303,69 @@ async fn fetch(
                     history_start,
                 )
             });
-            (*id, last_booked, from)
+            Window {
+                account: *id,
+                last_booked,
+                from,
+                to: sub.window_to.unwrap_or(today),
+            }
         })
         .collect();
+    let transactions = transactions(r, sub, token, connector, &session, &listed, windows);
+    tokio::pin!(transactions);
+    tokio::select! {
+        found = &mut transactions => found,
+        () = tokio::time::sleep(PROGRESS_EARLY) => {
+            let summary = unwritten.take();
+            let early = async {
+                match &summary {
+                    Some(s) => write_summary(r, sub, token, subject, s).await,
+                    None => Ok(()),
+                }
+            };
+            let (written, found) = tokio::join!(early, &mut transactions);
+            if written.is_err() {
+                // Not written after all: the end writes it, or the next attempt does.
+                *unwritten = summary;
+            }
+            written?;
+            found
+        }
+    }
+}
+
+/// One account's stretch of transactions to fetch.
+struct Window {
+    account: AccountId,
+    last_booked: Option<time::Date>,
+    from: time::Date,
+    to: time::Date,
+}
+
+/// Every account's transactions, fetched and reconciled against what freshet holds.
+async fn transactions(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    connector: &Connector,
+    session: &Session<'_>,
+    listed: &[BankAccount],
+    windows: Vec<Window>,
+) -> Result<Vec<Found>, Stop> {
     let mut known = r
         .store()
         .known_transactions(
             &windows
                 .iter()
-                .map(|(id, _, from)| (*id, *from))
+                .map(|w| (w.account, w.from))
                 .collect::<Vec<_>>(),
         )
         .await?;
-    let mut found = Vec::with_capacity(ids.len());
+    let mut found = Vec::with_capacity(windows.len());
     let mut renewed = std::time::Instant::now();
-    for (bank_account, (id, last_booked, from)) in listed.iter().zip(windows) {
-        let to = sub.window_to.unwrap_or(today);
+    for (bank_account, w) in listed.iter().zip(windows) {
         let fetched = connector
-            .transactions(&session, &bank_account.id, from, to)
+            .transactions(session, &bank_account.id, w.from, w.to)
             .await
             .map_err(data_err)?;
         let newest_booked = fetched
@@ -304,11 +373,11 @@ async fn fetch(
             .filter(|t| t.status == TxnStatus::Booked)
             .map(|t| t.booking_date)
             .max();
-        let known = known.remove(&id).unwrap_or_default();
+        let known = known.remove(&w.account).unwrap_or_default();
         found.push(Found {
-            account: id,
+            account: w.account,
             changes: reconcile::reconcile(&known, &fetched),
-            last_booked: newest_booked.max(last_booked),
+            last_booked: newest_booked.max(w.last_booked),
         });
         // A bank slow enough to use a third of the lease gets the claim renewed.
         if renewed.elapsed() > r.inner.config.lease / 3 {
@@ -325,101 +394,24 @@ async fn fetch(
     Ok(found)
 }
 
-/// Stores the accounts found and reports both interim stages, in one transaction.
-async fn summary(
+/// Stores the accounts found and reports both interim stages, in a transaction of their own.
+async fn write_summary(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
     subject: &Subject,
-    provider: &Provider,
-    accounts: &[FoundAccount],
-    held: &[freshet_model::refresh::Account],
-) -> Result<Vec<AccountId>, Stop> {
-    let Subject {
-        consent,
-        customer,
-        link,
-    } = subject;
+    summary: &Summary,
+) -> Result<(), Stop> {
     let mut tx = r.store().begin().await?;
-    tx.start_task(sub.task_id).await?;
-    let stored = tx
-        .upsert_accounts(
-            consent.application_id,
-            consent.customer_id,
-            consent.id,
-            &provider.id,
-            accounts,
-        )
-        .await?;
-    let mut ids = Vec::with_capacity(stored.len());
-    let mut changes = Vec::new();
-    for (id, new) in stored {
-        let was_removed = held.iter().any(|h| h.id == id && h.removed);
-        let change = if new || was_removed {
-            AccountChangeKind::Added
-        } else {
-            AccountChangeKind::Updated
-        };
-        changes.push(AccountChange {
-            account_id: id.to_string(),
-            change,
-        });
-        ids.push(id);
-    }
-    // Only this claim writes the consent's accounts, so what was read before still holds.
-    let gone: Vec<AccountId> = held
-        .iter()
-        .filter(|h| !h.removed && !ids.contains(&h.id))
-        .map(|h| h.id)
-        .collect();
-    tx.remove_accounts(&gone).await?;
-    changes.extend(gone.iter().map(|id| AccountChange {
-        account_id: id.to_string(),
-        change: AccountChangeKind::Removed,
-    }));
-    if !tx
-        .reach_account_summary(sub.id, token, &ids, &changes)
-        .await?
-    {
+    let Some(events) = summary.write(r, &mut tx, sub, token, subject).await? else {
         return Err(Stop::Internal("the claim was lost".into()));
-    }
-    let mut running = sub.clone();
-    running.status = TaskStatus::Running;
-    running.account_ids = ids.clone();
-    let mut events = Vec::new();
-    // The claim returned the stage earlier attempts reached: each stage is reported once.
-    let reached_before = |stage: RefreshStage| match (sub.stage, stage) {
-        (None, _) => false,
-        (Some(RefreshStage::LoginSuccess), RefreshStage::AccountSummaryReceived) => false,
-        (Some(_), _) => true,
     };
-    for stage in [
-        RefreshStage::LoginSuccess,
-        RefreshStage::AccountSummaryReceived,
-    ] {
-        if reached_before(stage) {
-            continue;
-        }
-        let data = EventData::RefreshProgress(RefreshProgress {
-            customer: snapshots::customer(customer),
-            task_id: sub.task_id.to_string(),
-            trigger: sub.trigger,
-            stage,
-            sub_task: snapshots::sub_task(
-                &running,
-                snapshots::provider(provider),
-                snapshots::link(link),
-                consent,
-            ),
-        });
-        events.push((EventType::RefreshProgress, data));
-    }
     let ready = r
         .record_all(&mut tx, sub.application_id, sub.customer_id, events)
         .await?;
     tx.commit().await?;
     r.delivered(ready);
-    Ok(ids)
+    Ok(())
 }
 
 fn found_account(a: &BankAccount, balances: Vec<freshet_banks::BankBalance>) -> FoundAccount {
@@ -447,13 +439,15 @@ struct End {
     asked_for_data: bool,
 }
 
-/// Ends the sub-task with its events, and its task with `refresh.completed` when it was the
-/// last: one transaction, conditional on still holding the claim.
+/// Ends the sub-task with its events — the accounts and interim stages first, when not yet
+/// written — and its task with `refresh.completed` when it was the last: one transaction,
+/// conditional on still holding the claim.
 async fn finish(
     r: &Refresher,
     sub: &SubTask,
     token: &str,
     subject: &Subject,
+    summary: Option<&Summary>,
     found: &[Found],
     end: End,
 ) -> Result<(), StoreError> {
@@ -467,16 +461,20 @@ async fn finish(
         customer,
         link,
     } = subject;
-    let provider = r.bank(&sub.provider_id).map_or_else(
-        || snapshots::unknown_provider(&sub.provider_id),
-        |(p, _)| snapshots::provider(p),
-    );
+    let provider = r.provider_snapshot(&sub.provider_id);
     let (status, result, reconnect) = match &failure {
         None => (TaskStatus::Completed, ResultCode::Success, false),
         Some(e) => (TaskStatus::Failed, e.result, e.reconnect_required()),
     };
     let now = freshet_model::time::now();
     let mut tx = store.begin().await?;
+    let mut events = Vec::new();
+    if let Some(summary) = summary {
+        let Some(progress) = summary.write(r, &mut tx, sub, token, subject).await? else {
+            return Ok(());
+        };
+        events = progress;
+    }
     let batch: Vec<AccountChanges<'_>> = found
         .iter()
         .map(|f| AccountChanges {
@@ -524,7 +522,7 @@ async fn finish(
     let snapshot = snapshots::sub_task(&ended, provider.clone(), link_snap.clone(), &consent_now);
     let app = sub.application_id;
     let record = |t, d| (t, d);
-    let mut events = vec![
+    events.extend([
         record(
             EventType::AccountsUpdated,
             EventData::AccountsUpdated(AccountsUpdated {
@@ -545,7 +543,7 @@ async fn finish(
                 sub_task: snapshot,
             }),
         ),
-    ];
+    ]);
     let new_counts: Vec<AccountNewTransactions> = ended
         .new_transactions
         .as_object()
@@ -616,10 +614,7 @@ async fn finish(
                     .await?
                     .map_or_else(|| link_snap.clone(), |l| snapshots::link(&l))
             };
-            let p = r.bank(&s.provider_id).map_or_else(
-                || snapshots::unknown_provider(&s.provider_id),
-                |(p, _)| snapshots::provider(p),
-            );
+            let p = r.provider_snapshot(&s.provider_id);
             snaps.push(snapshots::sub_task(s, p, l, &c));
         }
         let data = EventData::RefreshCompleted(RefreshCompleted {

@@ -1,0 +1,140 @@
+//! The account summary: the accounts a sub-task found, the ids they are stored under, and the
+//! two interim stages reported with them.
+//!
+//! It is planned before anything is written, with ids taken from what freshet holds, so the
+//! transactions can be fetched before the accounts are stored. It is then written either on
+//! its own, when the bank is slow enough for the interim stages to be worth reporting early,
+//! or in the sub-task's final transaction: on SQLite's one writer a transaction less per
+//! sub-task is most of a refresh cycle's speed.
+
+use freshet_model::{
+    EventType,
+    events::{
+        AccountChange, AccountChangeKind, EventData, RefreshProgress, RefreshStage, TaskStatus,
+    },
+    refresh::{Account, AccountId, SubTask},
+};
+use freshet_store::{FoundAccount, StoreError, Tx};
+
+use super::{Refresher, snapshots};
+
+/// What a sub-task found of the consent's accounts, not yet written.
+pub struct Summary {
+    /// Each listed account with the id it is (or will be) stored under, in the bank's order.
+    accounts: Vec<(AccountId, FoundAccount)>,
+    /// Accounts freshet held that the bank no longer lists.
+    gone: Vec<AccountId>,
+    changes: Vec<AccountChange>,
+}
+
+impl Summary {
+    /// Matches the listed accounts to those held, by the bank's id: a held account keeps its
+    /// id (a removed one comes back under it), an unknown one gets a new id.
+    pub fn plan(listed: Vec<FoundAccount>, held: &[Account]) -> Self {
+        let mut accounts: Vec<(AccountId, FoundAccount)> = Vec::with_capacity(listed.len());
+        let mut changes = Vec::with_capacity(listed.len());
+        for a in listed {
+            let earlier = accounts
+                .iter()
+                .find(|(_, f)| f.bank_account_id == a.bank_account_id)
+                .map(|(id, _)| *id);
+            let known = held.iter().find(|h| h.bank_account_id == a.bank_account_id);
+            let id = earlier
+                .or(known.map(|h| h.id))
+                .unwrap_or_else(AccountId::new);
+            if earlier.is_none() {
+                changes.push(AccountChange {
+                    account_id: id.to_string(),
+                    change: match known {
+                        Some(h) if !h.removed => AccountChangeKind::Updated,
+                        _ => AccountChangeKind::Added,
+                    },
+                });
+            }
+            accounts.push((id, a));
+        }
+        let gone: Vec<AccountId> = held
+            .iter()
+            .filter(|h| !h.removed && !accounts.iter().any(|(id, _)| *id == h.id))
+            .map(|h| h.id)
+            .collect();
+        changes.extend(gone.iter().map(|id| AccountChange {
+            account_id: id.to_string(),
+            change: AccountChangeKind::Removed,
+        }));
+        Self {
+            accounts,
+            gone,
+            changes,
+        }
+    }
+
+    /// The listed accounts' ids, in the bank's order.
+    pub fn ids(&self) -> Vec<AccountId> {
+        self.accounts.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Stores the accounts and moves the sub-task to its last interim stage in `tx`; returns
+    /// the stages to report, none that an earlier attempt reported, or `None` when the claim
+    /// was lost.
+    pub async fn write(
+        &self,
+        r: &Refresher,
+        tx: &mut Tx,
+        sub: &SubTask,
+        token: &str,
+        subject: &super::runner::Subject,
+    ) -> Result<Option<Vec<(EventType, EventData)>>, StoreError> {
+        let consent = &subject.consent;
+        tx.start_task(sub.task_id).await?;
+        tx.upsert_accounts(
+            consent.application_id,
+            consent.customer_id,
+            consent.id,
+            &sub.provider_id,
+            &self.accounts,
+        )
+        .await?;
+        tx.remove_accounts(&self.gone).await?;
+        let ids = self.ids();
+        if !tx
+            .reach_account_summary(sub.id, token, &ids, &self.changes)
+            .await?
+        {
+            return Ok(None);
+        }
+        let mut running = sub.clone();
+        running.status = TaskStatus::Running;
+        running.account_ids = ids;
+        // The claim returned the stage earlier attempts reached: each stage is reported once.
+        let reached_before = |stage: RefreshStage| match (sub.stage, stage) {
+            (None, _) => false,
+            (Some(RefreshStage::LoginSuccess), RefreshStage::AccountSummaryReceived) => false,
+            (Some(_), _) => true,
+        };
+        let provider = r.provider_snapshot(&sub.provider_id);
+        let events = [
+            RefreshStage::LoginSuccess,
+            RefreshStage::AccountSummaryReceived,
+        ]
+        .into_iter()
+        .filter(|stage| !reached_before(*stage))
+        .map(|stage| {
+            let data = EventData::RefreshProgress(RefreshProgress {
+                customer: snapshots::customer(&subject.customer),
+                task_id: sub.task_id.to_string(),
+                trigger: sub.trigger,
+                stage,
+                sub_task: snapshots::sub_task(
+                    &running,
+                    provider.clone(),
+                    snapshots::link(&subject.link),
+                    consent,
+                ),
+            });
+            (EventType::RefreshProgress, data)
+        })
+        .collect();
+        Ok(Some(events))
+    }
+}
