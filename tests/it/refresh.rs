@@ -308,6 +308,53 @@ async fn seed_000_two_banks_one_failing_on_postgres() {
     run_with(Backend::Postgres, quiet, seed_000).await;
 }
 
+/// Requests to refresh one customer that arrive together start one task between them.
+async fn requests_at_once_start_one_task(app: TestApp) {
+    let c = client(&app).await;
+    let (cid, id) = c.new_consent("natwest").await;
+    // A slow bank keeps the first task open while the others arrive.
+    c.sandbox(
+        "faults",
+        json!({"provider_id": "natwest", "kind": "slow", "delay_ms": 300}),
+    )
+    .await;
+    let whole = format!("/v1/customers/{cid}/refresh");
+    let asked = futures::future::join_all((0..8).map(|_| c.call(Method::POST, &whole, None))).await;
+    let tasks: std::collections::BTreeSet<String> = asked
+        .iter()
+        .map(|(s, t)| {
+            assert_eq!(*s, StatusCode::ACCEPTED, "{t}");
+            t["task_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        tasks.len(),
+        1,
+        "one task for eight requests at once: {tasks:?}"
+    );
+    let one = format!("/v1/consents/{id}/refresh");
+    let asked = futures::future::join_all((0..8).map(|_| c.call(Method::PUT, &one, None))).await;
+    let subs: std::collections::BTreeSet<String> = asked
+        .iter()
+        .map(|(_, t)| t["task_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    let task = c.finished(tasks.first().unwrap()).await;
+    assert_eq!(task["status"], "Completed", "{task}");
+    assert_eq!(task["sub_tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(c.events("refresh.completed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn requests_at_once_start_one_task_on_sqlite() {
+    run_with(Backend::Sqlite, quiet, requests_at_once_start_one_task).await;
+}
+
+#[tokio::test]
+async fn requests_at_once_start_one_task_on_postgres() {
+    run_with(Backend::Postgres, quiet, requests_at_once_start_one_task).await;
+}
+
 #[tokio::test]
 async fn every_fault_kind_ends_the_sub_task_with_its_result() {
     run_with(
@@ -450,8 +497,8 @@ async fn a_slow_bank_reports_its_progress_before_its_end() {
 async fn pending_items_booked_at_the_bank_come_back_as_modified() {
     run_with(Backend::Sqlite, quiet, |app| async move {
         let c = client(&app).await;
-        let (cid, id) = c.new_consent("natwest").await;
-        let (cid, id) = (cid.as_str(), id.as_str());
+        let (_, id) = c.new_consent("natwest").await;
+        let id = id.as_str();
         let refresh = || async {
             let (_, t) = c
                 .call(

@@ -233,6 +233,38 @@ impl Tx {
         })
     }
 
+    /// The ids of a customer's unfinished tasks, read in the transaction that may add one. On
+    /// PostgreSQL the customer's row is locked first, so two requests to refresh one customer
+    /// take turns; on SQLite the one writer makes them take turns already.
+    pub async fn open_task_ids(
+        &mut self,
+        app: ApplicationId,
+        customer: CustomerId,
+    ) -> Result<Vec<TaskId>> {
+        if let Tx::Postgres(t) = self {
+            // NO KEY UPDATE: rows being inserted that refer to the customer (their key-share
+            // locks) are not held up, only another request taking this lock.
+            sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(customer.0)
+                .execute(&mut **t)
+                .await?;
+        }
+        on_tx!(self, |conn| {
+            let rows = sqlx::query(
+                "SELECT id FROM refresh_tasks WHERE application_id = $1 AND customer_id = $2 \
+                 AND status IN ('Pending', 'Running') ORDER BY id",
+            )
+            .bind(app.0)
+            .bind(customer.0)
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(|r| r.uuid("id").map(TaskId))
+                .collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Marks a task running when its first sub-task starts.
     pub async fn start_task(&mut self, task: TaskId) -> Result<()> {
         on_tx!(self, |conn| {

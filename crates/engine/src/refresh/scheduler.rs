@@ -90,18 +90,23 @@ async fn pass(r: &Refresher) -> Result<(), StoreError> {
                 used = due.unattended_used,
                 "scheduled refresh skipped: the consent's unattended budget for today is spent"
             );
-        } else if !r.store().consent_busy(c.id).await? {
-            // (Otherwise a refresh already waiting or running covers this one.)
-            insert_task(
-                &mut tx,
-                c.application_id,
-                c.customer_id,
-                &[c],
-                &RefreshRequest::default(),
-                RefreshTrigger::Scheduled,
-            )
-            .await?;
-            started = true;
+        } else {
+            // The customer's turn first, so that a request to refresh them cannot start a
+            // task between the look and the insert.
+            tx.open_task_ids(c.application_id, c.customer_id).await?;
+            // (A refresh already waiting or running covers this one.)
+            if !r.store().consent_busy(c.id).await? {
+                insert_task(
+                    &mut tx,
+                    c.application_id,
+                    c.customer_id,
+                    &[c],
+                    &RefreshRequest::default(),
+                    RefreshTrigger::Scheduled,
+                )
+                .await?;
+                started = true;
+            }
         }
         tx.commit().await?;
     }

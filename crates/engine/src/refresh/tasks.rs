@@ -65,15 +65,11 @@ impl Refresher {
             ));
         }
         let wanted: BTreeSet<ConsentId> = chosen.iter().map(|c| c.id).collect();
-        for (task, subs) in self.store().open_tasks(app, customer).await? {
-            if subs.iter().map(|s| s.consent_id).collect::<BTreeSet<_>>() == wanted {
-                return Ok((task, subs));
-            }
-        }
-        let view = self
-            .start_task(app, customer, &chosen, &req, RefreshTrigger::Manual)
-            .await?;
-        Ok(view)
+        let same =
+            |subs: &[SubTask]| subs.iter().map(|s| s.consent_id).collect::<BTreeSet<_>>() == wanted;
+        Ok(self
+            .join_or_start(app, customer, &chosen, &req, same)
+            .await?)
     }
 
     /// Starts a refresh of one consent (Tatra banka's `PUT /refresh`); returns the task and
@@ -95,42 +91,63 @@ impl Refresher {
                 format!("the consent is {}, not authorised", consent.status.as_str()),
             ));
         }
-        for (task, subs) in self.store().open_tasks(app, consent.customer_id).await? {
-            if let Some(s) = subs.iter().find(|s| s.consent_id == id) {
-                let sub = s.id;
-                return Ok(((task, subs), sub));
-            }
-        }
         let req = RefreshRequest {
             customer_ip,
             ..Default::default()
         };
+        let has_it = |subs: &[SubTask]| subs.iter().any(|s| s.consent_id == id);
         let view = self
-            .start_task(
-                app,
-                consent.customer_id,
-                &[&consent],
-                &req,
-                RefreshTrigger::Manual,
-            )
+            .join_or_start(app, consent.customer_id, &[&consent], &req, has_it)
             .await?;
-        let sub = view.1[0].id;
+        let sub = view
+            .1
+            .iter()
+            .find(|s| s.consent_id == id)
+            .map(|s| s.id)
+            .ok_or_else(|| StoreError::Corrupt(format!("task {} lost its sub-task", view.0.id)))?;
         Ok((view, sub))
     }
 
-    async fn start_task(
+    /// The customer's unfinished task that `joins` accepts, or a new one over `consents`.
+    /// Whether one exists is asked again in the transaction that would start it: two requests
+    /// at once must not both start a task (the bank would be asked twice, spending the
+    /// consent's unattended refreshes), so when another request started one since, it is
+    /// looked at too.
+    async fn join_or_start(
         &self,
         app: ApplicationId,
         customer: CustomerId,
         consents: &[&Consent],
         req: &RefreshRequest,
-        trigger: RefreshTrigger,
+        joins: impl Fn(&[SubTask]) -> bool,
     ) -> Result<TaskView, StoreError> {
-        let mut tx = self.store().begin().await?;
-        let view = insert_task(&mut tx, app, customer, consents, req, trigger).await?;
-        tx.commit().await?;
-        self.inner.wake.notify_one();
-        Ok(view)
+        let mut tries = 0;
+        loop {
+            let open = self.store().open_tasks(app, customer).await?;
+            let seen: Vec<TaskId> = open.iter().map(|(t, _)| t.id).collect();
+            if let Some(found) = open.into_iter().find(|(_, subs)| joins(subs)) {
+                return Ok(found);
+            }
+            let mut tx = self.store().begin().await?;
+            tries += 1;
+            // Tasks keep appearing only under a storm of requests: then, after a few looks,
+            // start one rather than wait.
+            if tries < 4 && tx.open_task_ids(app, customer).await? != seen {
+                continue;
+            }
+            let view = insert_task(
+                &mut tx,
+                app,
+                customer,
+                consents,
+                req,
+                RefreshTrigger::Manual,
+            )
+            .await?;
+            tx.commit().await?;
+            self.inner.wake.notify_one();
+            return Ok(view);
+        }
     }
 }
 
