@@ -237,7 +237,12 @@ impl Store {
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &self.backend {
-            Backend::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            // IMMEDIATE: the write lock is taken (or waited for) at the start. A deferred
+            // transaction that reads first cannot wait for it later: SQLite fails it at once
+            // with "database is locked" whenever another process is writing the same file.
+            Backend::Sqlite { writer, .. } => {
+                Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+            }
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
