@@ -195,7 +195,10 @@ impl Tx {
     }
 
     /// Ends a claimed sub-task with the transactions it added per account (written in the
-    /// same transaction); `None` when the claim was lost (another node now has it).
+    /// same transaction) and, when it did not reach it on its own, its account summary (as
+    /// [`Tx::reach_account_summary`] would have); `None` when the claim was lost (another node
+    /// now has it).
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish_subtask(
         &mut self,
         id: SubTaskId,
@@ -204,6 +207,7 @@ impl Tx {
         result: ResultCode,
         reconnect_required: bool,
         added: &[(AccountId, u32)],
+        summary: Option<(&[AccountId], &[AccountChange])>,
     ) -> Result<Option<SubTask>> {
         let now = freshet_model::time::now();
         let counts: serde_json::Map<String, Value> = added
@@ -211,11 +215,14 @@ impl Tx {
             .filter(|(_, n)| *n > 0)
             .map(|(account, n)| (account.0.to_string(), json!(n)))
             .collect();
+        let ids: Option<Vec<Uuid>> = summary.map(|(ids, _)| ids.iter().map(|a| a.0).collect());
         on_tx!(self, |conn| {
             let row = sqlx::query(concat!(
                 "UPDATE refresh_subtasks SET status = $3, result = $4, reconnect_required = $5, \
                  finished_at = $6, updated_at = $6, lease_token = NULL, lease_until = NULL, \
-                 new_transactions = $7, has_new_transactions = $8 \
+                 new_transactions = $7, has_new_transactions = $8, \
+                 account_ids = COALESCE($9, account_ids), \
+                 account_changes = COALESCE(account_changes, $10), stage = COALESCE($11, stage) \
                  WHERE id = $1 AND lease_token = $2 AND status = 'Running' RETURNING ",
                 sub_columns!()
             ))
@@ -227,6 +234,9 @@ impl Tx {
             .bind(Ts(now))
             .bind(Json(&counts))
             .bind(!counts.is_empty())
+            .bind(ids.as_ref().map(Json))
+            .bind(summary.map(|(_, changes)| Json(changes)))
+            .bind(summary.map(|_| RefreshStage::AccountSummaryReceived.as_str()))
             .fetch_optional(&mut *conn)
             .await?;
             Ok(row.as_ref().map(sub_from_row).transpose()?)
@@ -263,21 +273,6 @@ impl Tx {
                 .map(|r| r.uuid("id").map(TaskId))
                 .collect::<Result<_, _>>()?)
         })
-    }
-
-    /// Marks a task running when its first sub-task starts.
-    pub async fn start_task(&mut self, task: TaskId) -> Result<()> {
-        on_tx!(self, |conn| {
-            sqlx::query(
-                "UPDATE refresh_tasks SET status = 'Running', updated_at = $2 \
-                 WHERE id = $1 AND status = 'Pending'",
-            )
-            .bind(task.0)
-            .bind(Ts(freshet_model::time::now()))
-            .execute(&mut *conn)
-            .await?;
-        });
-        Ok(())
     }
 
     /// Ends a task whose sub-tasks have all ended, once: returns it with its sub-tasks the
@@ -374,18 +369,41 @@ impl Store {
             sub_columns!()
         );
         let lease = time::Duration::try_from(lease).unwrap_or(time::Duration::MINUTE);
-        on_pool!(self, write, |pool| {
+        let mut tx = self.begin().await?;
+        let subs: Vec<SubTask> = on_tx!(&mut tx, |conn| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(&token)
                 .bind(Ts(now + lease))
                 .bind(Ts(now))
                 .bind(provider)
                 .bind(i64::from(limit))
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await?;
-            let subs = rows.iter().map(sub_from_row).collect::<Result<_, _>>()?;
-            Ok((token, subs))
-        })
+            rows.iter().map(sub_from_row).collect::<Result<_, _>>()?
+        });
+        if subs.is_empty() {
+            tx.commit().await?;
+            return Ok((token, subs));
+        }
+        // A task runs from its first claimed sub-task on.
+        let mut tasks: Vec<TaskId> = subs.iter().map(|s| s.task_id).collect();
+        tasks.sort_unstable_by_key(|t| t.0);
+        tasks.dedup();
+        on_tx!(&mut tx, |conn| {
+            let mut q = sqlx::QueryBuilder::new(
+                "UPDATE refresh_tasks SET status = 'Running', updated_at = ",
+            );
+            q.push_bind(Ts(now))
+                .push(" WHERE status = 'Pending' AND id IN (");
+            let mut list = q.separated(", ");
+            for t in &tasks {
+                list.push_bind(t.0);
+            }
+            q.push(")");
+            q.build().execute(&mut *conn).await?;
+        });
+        tx.commit().await?;
+        Ok((token, subs))
     }
 
     /// Lets every running sub-task be claimed again at once: for a single node (SQLite)

@@ -403,7 +403,7 @@ async fn write_summary(
     summary: &Summary,
 ) -> Result<(), Stop> {
     let mut tx = r.store().begin().await?;
-    let Some(events) = summary.write(r, &mut tx, sub, token, subject).await? else {
+    let Some(events) = summary.write_ahead(r, &mut tx, sub, token, subject).await? else {
         return Err(Stop::Internal("the claim was lost".into()));
     };
     let ready = r
@@ -468,12 +468,8 @@ async fn finish(
     };
     let now = freshet_model::time::now();
     let mut tx = store.begin().await?;
-    let mut events = Vec::new();
     if let Some(summary) = summary {
-        let Some(progress) = summary.write(r, &mut tx, sub, token, subject).await? else {
-            return Ok(());
-        };
-        events = progress;
+        summary.store(&mut tx, sub, consent).await?;
     }
     let batch: Vec<AccountChanges<'_>> = found
         .iter()
@@ -485,12 +481,24 @@ async fn finish(
         .collect();
     let counts = tx.apply_changes(&batch).await?;
     let added: Vec<(AccountId, u32)> = found.iter().map(|f| f.account).zip(counts).collect();
+    let reached = summary.map(Summary::reached);
     let Some(ended) = tx
-        .finish_subtask(sub.id, token, status, result, reconnect, &added)
+        .finish_subtask(
+            sub.id,
+            token,
+            status,
+            result,
+            reconnect,
+            &added,
+            reached
+                .as_ref()
+                .map(|(ids, changes)| (ids.as_slice(), *changes)),
+        )
         .await?
     else {
         return Ok(());
     };
+    let mut events = summary.map_or_else(Vec::new, |s| s.progress(r, sub, subject));
     let mut consent_now = consent.clone();
     // The bank wants the customer again, or — a refresh having worked — no longer does.
     let reconnect_now = reconnect || (consent.reconnect_required && failure.is_some());

@@ -12,11 +12,11 @@ use freshet_model::{
     events::{
         AccountChange, AccountChangeKind, EventData, RefreshProgress, RefreshStage, TaskStatus,
     },
-    refresh::{Account, AccountId, SubTask},
+    refresh::{Account, AccountId, Consent, SubTask},
 };
 use freshet_store::{FoundAccount, StoreError, Tx};
 
-use super::{Refresher, snapshots};
+use super::{Refresher, runner::Subject, snapshots};
 
 /// What a sub-task found of the consent's accounts, not yet written.
 pub struct Summary {
@@ -74,19 +74,19 @@ impl Summary {
         self.accounts.iter().map(|(id, _)| *id).collect()
     }
 
-    /// Stores the accounts and moves the sub-task to its last interim stage in `tx`; returns
-    /// the stages to report, none that an earlier attempt reported, or `None` when the claim
-    /// was lost.
-    pub async fn write(
+    /// What the end of the sub-task records of the summary when it writes it: the accounts'
+    /// ids and changes.
+    pub fn reached(&self) -> (Vec<AccountId>, &[AccountChange]) {
+        (self.ids(), &self.changes)
+    }
+
+    /// Stores the accounts in `tx`.
+    pub async fn store(
         &self,
-        r: &Refresher,
         tx: &mut Tx,
         sub: &SubTask,
-        token: &str,
-        subject: &super::runner::Subject,
-    ) -> Result<Option<Vec<(EventType, EventData)>>, StoreError> {
-        let consent = &subject.consent;
-        tx.start_task(sub.task_id).await?;
+        consent: &Consent,
+    ) -> Result<(), StoreError> {
         tx.upsert_accounts(
             consent.application_id,
             consent.customer_id,
@@ -95,17 +95,39 @@ impl Summary {
             &self.accounts,
         )
         .await?;
-        tx.remove_accounts(&self.gone).await?;
-        let ids = self.ids();
+        tx.remove_accounts(&self.gone).await
+    }
+
+    /// Stores the accounts and moves the sub-task to its last interim stage in `tx`, ahead of
+    /// its end; returns the stages to report, or `None` when the claim was lost.
+    pub async fn write_ahead(
+        &self,
+        r: &Refresher,
+        tx: &mut Tx,
+        sub: &SubTask,
+        token: &str,
+        subject: &Subject,
+    ) -> Result<Option<Vec<(EventType, EventData)>>, StoreError> {
+        self.store(tx, sub, &subject.consent).await?;
         if !tx
-            .reach_account_summary(sub.id, token, &ids, &self.changes)
+            .reach_account_summary(sub.id, token, &self.ids(), &self.changes)
             .await?
         {
             return Ok(None);
         }
+        Ok(Some(self.progress(r, sub, subject)))
+    }
+
+    /// The interim stages to report, none that an earlier attempt reported.
+    pub fn progress(
+        &self,
+        r: &Refresher,
+        sub: &SubTask,
+        subject: &Subject,
+    ) -> Vec<(EventType, EventData)> {
         let mut running = sub.clone();
         running.status = TaskStatus::Running;
-        running.account_ids = ids;
+        running.account_ids = self.ids();
         // The claim returned the stage earlier attempts reached: each stage is reported once.
         let reached_before = |stage: RefreshStage| match (sub.stage, stage) {
             (None, _) => false,
@@ -113,7 +135,7 @@ impl Summary {
             (Some(_), _) => true,
         };
         let provider = r.provider_snapshot(&sub.provider_id);
-        let events = [
+        [
             RefreshStage::LoginSuccess,
             RefreshStage::AccountSummaryReceived,
         ]
@@ -129,12 +151,11 @@ impl Summary {
                     &running,
                     provider.clone(),
                     snapshots::link(&subject.link),
-                    consent,
+                    &subject.consent,
                 ),
             });
             (EventType::RefreshProgress, data)
         })
-        .collect();
-        Ok(Some(events))
+        .collect()
     }
 }
