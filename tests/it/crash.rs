@@ -356,6 +356,10 @@ async fn sigkill_mid_refresh_finishes_it_after_restart() {
     )
     .await;
     assert_eq!(running["sub_tasks"][0]["status"], "Running", "{running}");
+    assert_eq!(
+        running["status"], "Running",
+        "a task runs from its first claimed sub-task: {running}"
+    );
     node.kill().await;
 
     let node = ChildNode::start(
