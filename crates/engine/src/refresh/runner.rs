@@ -364,6 +364,10 @@ async fn transactions(
     let mut found = Vec::with_capacity(windows.len());
     let mut renewed = std::time::Instant::now();
     for (bank_account, w) in listed.iter().zip(windows) {
+        if found.iter().any(|f: &Found| f.account == w.account) {
+            // Listed twice by the bank: fetched once, or its transactions would be added twice.
+            continue;
+        }
         let fetched = connector
             .transactions(session, &bank_account.id, w.from, w.to)
             .await

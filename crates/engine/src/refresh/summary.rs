@@ -159,3 +159,93 @@ impl Summary {
         .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use freshet_model::{
+        ApplicationId, CustomerId,
+        refresh::{Account, ConsentId},
+    };
+
+    use super::*;
+
+    fn listed(bank_id: &str) -> FoundAccount {
+        FoundAccount {
+            bank_account_id: bank_id.into(),
+            currency: "GBP".into(),
+            name: None,
+            kind: None,
+            identification: None,
+            balances: Vec::new(),
+        }
+    }
+
+    fn held(bank_id: &str, removed: bool) -> Account {
+        let now = freshet_model::time::now();
+        Account {
+            id: AccountId::new(),
+            application_id: ApplicationId::new(),
+            customer_id: CustomerId::new(),
+            consent_id: ConsentId::new(),
+            provider_id: "natwest".into(),
+            bank_account_id: bank_id.into(),
+            currency: "GBP".into(),
+            name: None,
+            kind: None,
+            identification: None,
+            balances: Vec::new(),
+            removed,
+            last_booked_date: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn change(id: AccountId, change: AccountChangeKind) -> AccountChange {
+        AccountChange {
+            account_id: id.to_string(),
+            change,
+        }
+    }
+
+    #[test]
+    fn held_accounts_keep_their_ids_and_the_rest_are_added_or_removed() {
+        let (kept, back, gone) = (held("a", false), held("b", true), held("c", false));
+        let already_gone = held("d", true);
+        let held = [kept.clone(), back.clone(), gone.clone(), already_gone];
+        let s = Summary::plan(vec![listed("a"), listed("b"), listed("new")], &held);
+        let ids = s.ids();
+        assert_eq!(ids[..2], [kept.id, back.id], "held accounts keep their ids");
+        assert!(
+            !held.iter().any(|h| h.id == ids[2]),
+            "a new account gets a new id"
+        );
+        assert_eq!(
+            s.gone,
+            [gone.id],
+            "only what was live and is no longer listed"
+        );
+        assert_eq!(
+            s.changes,
+            [
+                change(kept.id, AccountChangeKind::Updated),
+                change(back.id, AccountChangeKind::Added),
+                change(ids[2], AccountChangeKind::Added),
+                change(gone.id, AccountChangeKind::Removed),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_account_listed_twice_is_one_account() {
+        let s = Summary::plan(vec![listed("a"), listed("a")], &[]);
+        let ids = s.ids();
+        assert_eq!(
+            ids.len(),
+            2,
+            "the bank's order is kept for the transactions"
+        );
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(s.changes, [change(ids[0], AccountChangeKind::Added)]);
+    }
+}
