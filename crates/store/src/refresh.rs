@@ -104,6 +104,10 @@ pub(crate) fn sub_from_row(r: &impl RowExt) -> Result<SubTask, sqlx::Error> {
 /// A task and its sub-tasks.
 pub type TaskView = (Task, Vec<SubTask>);
 
+/// A customer's unfinished tasks, oldest first.
+const OPEN_TASK_IDS: &str = "SELECT id FROM refresh_tasks WHERE application_id = $1 \
+     AND customer_id = $2 AND status IN ('Pending', 'Running') ORDER BY id";
+
 impl Tx {
     pub async fn insert_task(&mut self, t: &Task) -> Result<()> {
         on_tx!(self, |conn| {
@@ -243,14 +247,10 @@ impl Tx {
         })
     }
 
-    /// The ids of a customer's unfinished tasks, read in the transaction that may add one. On
-    /// PostgreSQL the customer's row is locked first, so two requests to refresh one customer
-    /// take turns; on SQLite the one writer makes them take turns already.
-    pub async fn open_task_ids(
-        &mut self,
-        app: ApplicationId,
-        customer: CustomerId,
-    ) -> Result<Vec<TaskId>> {
+    /// Takes the customer's turn to start tasks, until the transaction ends. On PostgreSQL the
+    /// customer's row is locked, so two requests to refresh one customer take turns; on
+    /// SQLite the one writer makes them take turns already.
+    pub async fn lock_customer_tasks(&mut self, customer: CustomerId) -> Result<()> {
         if let Tx::Postgres(t) = self {
             // NO KEY UPDATE: rows being inserted that refer to the customer (their key-share
             // locks) are not held up, only another request taking this lock.
@@ -259,15 +259,23 @@ impl Tx {
                 .execute(&mut **t)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// The ids of a customer's unfinished tasks, read in the transaction that may add one,
+    /// after taking the customer's turn ([`Tx::lock_customer_tasks`]).
+    pub async fn open_task_ids(
+        &mut self,
+        app: ApplicationId,
+        customer: CustomerId,
+    ) -> Result<Vec<TaskId>> {
+        self.lock_customer_tasks(customer).await?;
         on_tx!(self, |conn| {
-            let rows = sqlx::query(
-                "SELECT id FROM refresh_tasks WHERE application_id = $1 AND customer_id = $2 \
-                 AND status IN ('Pending', 'Running') ORDER BY id",
-            )
-            .bind(app.0)
-            .bind(customer.0)
-            .fetch_all(&mut *conn)
-            .await?;
+            let rows = sqlx::query(OPEN_TASK_IDS)
+                .bind(app.0)
+                .bind(customer.0)
+                .fetch_all(&mut *conn)
+                .await?;
             Ok(rows
                 .iter()
                 .map(|r| r.uuid("id").map(TaskId))
@@ -480,14 +488,11 @@ impl Store {
         customer: CustomerId,
     ) -> Result<Vec<TaskView>> {
         let ids: Vec<Uuid> = on_pool!(self, read, |pool| {
-            let rows = sqlx::query(
-                "SELECT id FROM refresh_tasks WHERE application_id = $1 AND customer_id = $2 \
-                 AND status IN ('Pending', 'Running') ORDER BY id",
-            )
-            .bind(app.0)
-            .bind(customer.0)
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(OPEN_TASK_IDS)
+                .bind(app.0)
+                .bind(customer.0)
+                .fetch_all(pool)
+                .await?;
             rows.iter()
                 .map(|r| r.uuid("id"))
                 .collect::<Result<_, _>>()?

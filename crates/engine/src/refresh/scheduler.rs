@@ -93,7 +93,7 @@ async fn pass(r: &Refresher) -> Result<(), StoreError> {
         } else {
             // The customer's turn first, so that a request to refresh them cannot start a
             // task between the look and the insert.
-            tx.open_task_ids(c.application_id, c.customer_id).await?;
+            tx.lock_customer_tasks(c.customer_id).await?;
             // (A refresh already waiting or running covers this one.)
             if !r.store().consent_busy(c.id).await? {
                 insert_task(
