@@ -75,6 +75,8 @@ pub struct Dispatcher {
     on_long_failure: OnLongFailure,
     config: DispatcherConfig,
     wake: Arc<Notify>,
+    /// Recorded attempts gave their room back: what a claimer waiting for room waits on.
+    room_freed: Notify,
     metrics: Arc<Metrics>,
 }
 
@@ -100,6 +102,7 @@ impl Dispatcher {
             on_long_failure,
             config,
             wake,
+            room_freed: Notify::new(),
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -155,7 +158,7 @@ impl Dispatcher {
             if free == 0 {
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = self.wake.notified() => {}
+                    _ = self.room_freed.notified() => {}
                     _ = tokio::time::sleep(Duration::from_millis(5)) => {}
                 }
                 continue;
@@ -272,7 +275,17 @@ impl Dispatcher {
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             batch.clear(); // releases the permits: room for more claims
-            self.wake.notify_one();
+            self.room_freed.notify_one();
+            // An idle claimer is woken only for a retry that is due already; waking it after
+            // every batch cost a claim that found nothing (a statement per batch, on the
+            // writer). Later retries are found by polling.
+            let now = freshet_model::time::now();
+            if finished
+                .iter()
+                .any(|f| matches!(f.outcome, Outcome::Retry { at } if at <= now))
+            {
+                self.wake.notify_one();
+            }
         }
     }
 
