@@ -21,7 +21,7 @@ use std::{
 };
 
 use freshet_model::webhooks::{EndpointId, EventId};
-use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoreKind, StoredEvent, Tx};
+use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoreKind, StoredEvent, Tx, Written};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
@@ -134,20 +134,23 @@ pub(crate) async fn record_leased(
     handoff: Option<&Handoff>,
 ) -> Result<(Ready, Vec<EventId>), StoreError> {
     let lease = handoff.and_then(Handoff::lease);
-    let written = tx
-        .record_batch(
-            batch,
-            lease.as_ref().map(|(token, until)| Lease {
-                token,
-                until: *until,
-            }),
-        )
-        .await?;
+    let written = tx.record_batch(batch, as_lease(&lease)).await?;
+    Ok(ready(written))
+}
+
+fn as_lease(lease: &Option<(String, OffsetDateTime)>) -> Option<Lease<'_>> {
+    lease.as_ref().map(|(token, until)| Lease {
+        token,
+        until: *until,
+    })
+}
+
+fn ready(written: Written) -> (Ready, Vec<EventId>) {
     let ready = Ready {
         left_for_claim: written.deliveries > written.claims.len() as u64,
         claims: written.claims,
     };
-    Ok((ready, written.missing))
+    (ready, written.missing)
 }
 
 /// The handle callers record through.
@@ -272,9 +275,8 @@ async fn write(
             (job.event.clone(), fanout)
         })
         .collect();
-    let mut tx = store.begin().await?;
-    let (ready, missing) = record_leased(&mut tx, &batch, handoff).await?;
-    tx.commit().await?;
+    let lease = handoff.and_then(Handoff::lease);
+    let (ready, missing) = ready(store.record_batch(&batch, as_lease(&lease)).await?);
     if let Some(h) = handoff {
         h.hand(ready.claims);
     }
