@@ -173,7 +173,7 @@ async fn write_events(
                 let all = match subscribers.entry(app) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(read_subscribers(conn, app, now).await?)
+                        e.insert(read_targets(conn, app, Targets::Subscribers { now }).await?)
                     }
                 };
                 all.iter()
@@ -186,7 +186,9 @@ async fn write_events(
                     .cloned()
                     .collect()
             }
-            Fanout::Only(endpoint) => only_target(conn, event.application_id, *endpoint).await?,
+            Fanout::Only(endpoint) => {
+                read_targets(conn, event.application_id, Targets::Only(*endpoint)).await?
+            }
         };
         targets.insert(key, found);
     }
@@ -357,47 +359,38 @@ async fn write_events(
     })
 }
 
-/// An application's endpoints that take events now: enabled, active, not a product callback.
-async fn read_subscribers(
-    conn: &mut Conn<'_>,
-    app: ApplicationId,
-    now: OffsetDateTime,
-) -> Result<Vec<WebhookEndpoint>> {
-    on_conn!(conn, |conn| {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            endpoint_columns!(),
-            " FROM webhook_endpoints WHERE application_id = $1 AND enabled AND active_from <= $2 \
-                  AND product_request_id IS NULL"
-        ))
-        .bind(app.0)
-        .bind(Ts(now))
-        .fetch_all(&mut **conn)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(endpoint_from_row)
-            .collect::<Result<_, sqlx::Error>>()?)
-    })
+/// Which of an application's endpoints to read as an event's targets.
+enum Targets {
+    /// Those that take events now: enabled, active, not a product callback.
+    Subscribers { now: OffsetDateTime },
+    /// This one, if the application has it and it is not a product callback.
+    Only(EndpointId),
 }
 
-/// The one endpoint an event for [`Fanout::Only`] goes to, if `app` has it.
-async fn only_target(
+async fn read_targets(
     conn: &mut Conn<'_>,
     app: ApplicationId,
-    endpoint: EndpointId,
+    which: Targets,
 ) -> Result<Vec<WebhookEndpoint>> {
+    macro_rules! select {
+        ($condition:literal) => {
+            concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE application_id = $1 AND product_request_id IS NULL \
+                  AND ",
+                $condition
+            )
+        };
+    }
     on_conn!(conn, |conn| {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            endpoint_columns!(),
-            " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 \
-                  AND product_request_id IS NULL"
-        ))
-        .bind(app.0)
-        .bind(endpoint.0)
-        .fetch_all(&mut **conn)
-        .await?;
+        let query = match which {
+            Targets::Subscribers { now } => sqlx::query(select!("enabled AND active_from <= $2"))
+                .bind(app.0)
+                .bind(Ts(now)),
+            Targets::Only(endpoint) => sqlx::query(select!("id = $2")).bind(app.0).bind(endpoint.0),
+        };
+        let rows = query.fetch_all(&mut **conn).await?;
         Ok(rows
             .iter()
             .map(endpoint_from_row)
