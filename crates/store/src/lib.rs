@@ -49,7 +49,7 @@ pub use links::{DueConsent, RefreshEnd};
 pub use metrics::{QueueStats, UnattendedUse};
 pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use reconciled::{AccountChanges, KNOWN_TRANSACTIONS_PG};
-pub use refresh::TaskView;
+pub use refresh::{AccountSummary, SubTaskEnd, TaskView};
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
 pub use task_list::TaskFilter;
 

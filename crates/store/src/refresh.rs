@@ -105,6 +105,26 @@ pub(crate) fn sub_from_row(r: &impl RowExt) -> Result<SubTask, sqlx::Error> {
 pub type TaskView = (Task, Vec<SubTask>);
 
 /// A customer's unfinished tasks, oldest first.
+/// The accounts a sub-task found, in the bank's order, and what changed among them.
+#[derive(Clone, Copy, Debug)]
+pub struct AccountSummary<'a> {
+    pub accounts: &'a [AccountId],
+    pub changes: &'a [AccountChange],
+}
+
+/// How a claimed sub-task ended, for [`Tx::finish_subtask`].
+#[derive(Clone, Copy, Debug)]
+pub struct SubTaskEnd<'a> {
+    pub status: TaskStatus,
+    pub result: ResultCode,
+    pub reconnect_required: bool,
+    /// The transactions added per account, written in the same transaction.
+    pub added: &'a [(AccountId, u32)],
+    /// The account summary, when the sub-task did not record it on its own before (as
+    /// [`Tx::reach_account_summary`] would have).
+    pub summary: Option<AccountSummary<'a>>,
+}
+
 const OPEN_TASK_IDS: &str = "SELECT id FROM refresh_tasks WHERE application_id = $1 \
      AND customer_id = $2 AND status IN ('Pending', 'Running') ORDER BY id";
 
@@ -175,10 +195,9 @@ impl Tx {
         &mut self,
         id: SubTaskId,
         token: &str,
-        accounts: &[AccountId],
-        changes: &[AccountChange],
+        summary: AccountSummary<'_>,
     ) -> Result<bool> {
-        let ids: Vec<Uuid> = accounts.iter().map(|a| a.0).collect();
+        let ids: Vec<Uuid> = summary.accounts.iter().map(|a| a.0).collect();
         let n = on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE refresh_subtasks SET account_ids = $3, \
@@ -188,7 +207,7 @@ impl Tx {
             .bind(id.0)
             .bind(token)
             .bind(Json(&ids))
-            .bind(Json(changes))
+            .bind(Json(summary.changes))
             .bind(RefreshStage::AccountSummaryReceived.as_str())
             .bind(Ts(freshet_model::time::now()))
             .execute(&mut *conn)
@@ -198,28 +217,28 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Ends a claimed sub-task with the transactions it added per account (written in the
-    /// same transaction) and, when it did not reach it on its own, its account summary (as
-    /// [`Tx::reach_account_summary`] would have); `None` when the claim was lost (another node
+    /// Ends a claimed sub-task as `end` says; `None` when the claim was lost (another node
     /// now has it).
-    #[allow(clippy::too_many_arguments)]
     pub async fn finish_subtask(
         &mut self,
         id: SubTaskId,
         token: &str,
-        status: TaskStatus,
-        result: ResultCode,
-        reconnect_required: bool,
-        added: &[(AccountId, u32)],
-        summary: Option<(&[AccountId], &[AccountChange])>,
+        end: SubTaskEnd<'_>,
     ) -> Result<Option<SubTask>> {
+        let SubTaskEnd {
+            status,
+            result,
+            reconnect_required,
+            added,
+            summary,
+        } = end;
         let now = freshet_model::time::now();
         let counts: serde_json::Map<String, Value> = added
             .iter()
             .filter(|(_, n)| *n > 0)
             .map(|(account, n)| (account.0.to_string(), json!(n)))
             .collect();
-        let ids: Option<Vec<Uuid>> = summary.map(|(ids, _)| ids.iter().map(|a| a.0).collect());
+        let ids: Option<Vec<Uuid>> = summary.map(|s| s.accounts.iter().map(|a| a.0).collect());
         on_tx!(self, |conn| {
             let row = sqlx::query(concat!(
                 "UPDATE refresh_subtasks SET status = $3, result = $4, reconnect_required = $5, \
@@ -239,7 +258,7 @@ impl Tx {
             .bind(Json(&counts))
             .bind(!counts.is_empty())
             .bind(ids.as_ref().map(Json))
-            .bind(summary.map(|(_, changes)| Json(changes)))
+            .bind(summary.map(|s| Json(s.changes)))
             .bind(summary.map(|_| RefreshStage::AccountSummaryReceived.as_str()))
             .fetch_optional(&mut *conn)
             .await?;

@@ -20,7 +20,9 @@ use freshet_model::{
     reconcile::{self, TxnStatus},
     refresh::{AccountId, Balance, BankTokens, Consent, Link, SubTask},
 };
-use freshet_store::{AccountChanges, FoundAccount, RefreshEnd, StoreError};
+use freshet_store::{
+    AccountChanges, AccountSummary, FoundAccount, RefreshEnd, StoreError, SubTaskEnd,
+};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -485,21 +487,20 @@ async fn finish(
         .collect();
     let counts = tx.apply_changes(&batch).await?;
     let added: Vec<(AccountId, u32)> = found.iter().map(|f| f.account).zip(counts).collect();
-    let reached = summary.map(Summary::reached);
-    let Some(ended) = tx
-        .finish_subtask(
-            sub.id,
-            token,
-            status,
-            result,
-            reconnect,
-            &added,
-            reached
-                .as_ref()
-                .map(|(ids, changes)| (ids.as_slice(), *changes)),
-        )
-        .await?
-    else {
+    let ids = summary.map(Summary::ids);
+    let end = SubTaskEnd {
+        status,
+        result,
+        reconnect_required: reconnect,
+        added: &added,
+        summary: summary
+            .zip(ids.as_deref())
+            .map(|(s, accounts)| AccountSummary {
+                accounts,
+                changes: s.changes(),
+            }),
+    };
+    let Some(ended) = tx.finish_subtask(sub.id, token, end).await? else {
         return Ok(());
     };
     let mut events = summary.map_or_else(Vec::new, |s| s.progress(r, sub, subject));

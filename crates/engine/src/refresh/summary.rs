@@ -14,7 +14,7 @@ use freshet_model::{
     },
     refresh::{Account, AccountId, Consent, SubTask},
 };
-use freshet_store::{FoundAccount, StoreError, Tx};
+use freshet_store::{AccountSummary, FoundAccount, StoreError, Tx};
 
 use super::{Refresher, runner::Subject, snapshots};
 
@@ -74,10 +74,9 @@ impl Summary {
         self.accounts.iter().map(|(id, _)| *id).collect()
     }
 
-    /// What the end of the sub-task records of the summary when it writes it: the accounts'
-    /// ids and changes.
-    pub fn reached(&self) -> (Vec<AccountId>, &[AccountChange]) {
-        (self.ids(), &self.changes)
+    /// What changed among the accounts: added, updated, removed.
+    pub fn changes(&self) -> &[AccountChange] {
+        &self.changes
     }
 
     /// Stores the accounts in `tx`.
@@ -110,7 +109,14 @@ impl Summary {
     ) -> Result<Option<Vec<(EventType, EventData)>>, StoreError> {
         self.store(tx, sub, &subject.consent).await?;
         if !tx
-            .reach_account_summary(sub.id, token, &self.ids(), &self.changes)
+            .reach_account_summary(
+                sub.id,
+                token,
+                AccountSummary {
+                    accounts: &self.ids(),
+                    changes: &self.changes,
+                },
+            )
             .await?
         {
             return Ok(None);
