@@ -104,7 +104,6 @@ pub(crate) fn sub_from_row(r: &impl RowExt) -> Result<SubTask, sqlx::Error> {
 /// A task and its sub-tasks.
 pub type TaskView = (Task, Vec<SubTask>);
 
-/// A customer's unfinished tasks, oldest first.
 /// The accounts a sub-task found, in the bank's order, and what changed among them.
 #[derive(Clone, Copy, Debug)]
 pub struct AccountSummary<'a> {
@@ -125,6 +124,7 @@ pub struct SubTaskEnd<'a> {
     pub summary: Option<AccountSummary<'a>>,
 }
 
+/// A customer's unfinished tasks, oldest first.
 const OPEN_TASK_IDS: &str = "SELECT id FROM refresh_tasks WHERE application_id = $1 \
      AND customer_id = $2 AND status IN ('Pending', 'Running') ORDER BY id";
 

@@ -82,6 +82,9 @@ pub struct Dispatcher {
 
 struct Done {
     finished: Finished,
+    /// The delivery was to an ordered endpoint: once it is settled, the next one for the
+    /// same customer may be claimed.
+    ordered: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -182,14 +185,7 @@ impl Dispatcher {
                             .clone()
                             .try_acquire_owned()
                             .expect("claimed within the free room");
-                        let (this, done) = (self.clone(), done_tx.clone());
-                        tokio::spawn(async move {
-                            let finished = this.attempt(claim).await;
-                            let _ = done.send(Done {
-                                finished,
-                                _permit: permit,
-                            });
-                        });
+                        self.spawn_send(claim, permit, &done_tx);
                     }
                 }
                 Err(e) => {
@@ -244,11 +240,23 @@ impl Dispatcher {
         let Ok(permit) = room.clone().acquire_owned().await else {
             return;
         };
+        self.spawn_send(claim, permit, done);
+    }
+
+    /// Sends `claim` in a task of its own, which reports to the recorder loop.
+    fn spawn_send(
+        self: &Arc<Self>,
+        claim: Claim,
+        permit: OwnedSemaphorePermit,
+        done: &mpsc::UnboundedSender<Done>,
+    ) {
         let (this, done) = (self.clone(), done.clone());
         tokio::spawn(async move {
+            let ordered = claim.endpoint.ordered;
             let finished = this.attempt(claim).await;
             let _ = done.send(Done {
                 finished,
+                ordered,
                 _permit: permit,
             });
         });
@@ -266,6 +274,7 @@ impl Dispatcher {
                 }
             }
             let finished: Vec<Finished> = batch.iter().map(|d| d.finished.clone()).collect();
+            let wake_claimer = claimable_now(&batch, freshet_model::time::now());
             let mut delay = Duration::from_millis(50);
             // A failed write is retried: these attempts happened and must be on record (and
             // until they are, their leases keep the deliveries from being sent again).
@@ -276,14 +285,7 @@ impl Dispatcher {
             }
             batch.clear(); // releases the permits: room for more claims
             self.room_freed.notify_one();
-            // An idle claimer is woken only for a retry that is due already; waking it after
-            // every batch cost a claim that found nothing (a statement per batch, on the
-            // writer). Later retries are found by polling.
-            let now = freshet_model::time::now();
-            if finished
-                .iter()
-                .any(|f| matches!(f.outcome, Outcome::Retry { at } if at <= now))
-            {
+            if wake_claimer {
                 self.wake.notify_one();
             }
         }
@@ -314,6 +316,17 @@ impl Dispatcher {
         )
         .await
     }
+}
+
+/// Whether recording `batch` makes a delivery claimable at once: a retry already due, or the
+/// next delivery of an ordered endpoint, which waited for this one to settle. Only then is an
+/// idle claimer woken: waking it after every batch cost a claim that found nothing (a
+/// statement per batch on the database). Later retries are found by polling.
+fn claimable_now(batch: &[Done], now: OffsetDateTime) -> bool {
+    batch.iter().any(|d| match d.finished.outcome {
+        Outcome::Retry { at } => at <= now,
+        Outcome::Succeeded | Outcome::Dead => d.ordered,
+    })
 }
 
 /// Prepares and sends one delivery, counts it, and decides what happens next.

@@ -9,7 +9,7 @@ use freshet_engine::delivery::{
     target::TargetPolicy,
 };
 use freshet_model::{
-    ApplicationId, EventType,
+    ApplicationId, CustomerId, EventType,
     ids::ApiKeyId,
     webhooks::{DeliveryStatus, EndpointId, EventId},
 };
@@ -45,6 +45,27 @@ struct Setup {
 }
 
 async fn setup(db: &TestDb, url: String, schedule: Vec<u32>, disable_after: Duration) -> Setup {
+    let unordered = Endpoint {
+        ordered: false,
+        idle_poll: Duration::from_millis(20),
+    };
+    setup_with(db, url, schedule, disable_after, unordered).await
+}
+
+/// What a test sets of the endpoint and of the dispatcher's polling.
+struct Endpoint {
+    ordered: bool,
+    idle_poll: Duration,
+}
+
+async fn setup_with(
+    db: &TestDb,
+    url: String,
+    schedule: Vec<u32>,
+    disable_after: Duration,
+    endpoint: Endpoint,
+) -> Setup {
+    let Endpoint { ordered, idle_poll } = endpoint;
     let key = NewApiKey {
         id: ApiKeyId::new(),
         lookup: uuid::Uuid::now_v7().simple().to_string(),
@@ -65,7 +86,7 @@ async fn setup(db: &TestDb, url: String, schedule: Vec<u32>, disable_after: Dura
                 dialect: "standard".into(),
                 event_types: None,
                 description: None,
-                ordered: false,
+                ordered,
                 security_header: None,
                 partner_app_id: None,
                 active_from: freshet_model::time::now() - time::Duration::seconds(1),
@@ -94,7 +115,7 @@ async fn setup(db: &TestDb, url: String, schedule: Vec<u32>, disable_after: Dura
     );
     let config = DispatcherConfig {
         disable_after,
-        idle_poll: Duration::from_millis(20),
+        idle_poll,
         ..Default::default()
     };
     let dispatcher = Arc::new(Dispatcher::new(
@@ -114,6 +135,16 @@ async fn setup(db: &TestDb, url: String, schedule: Vec<u32>, disable_after: Dura
 }
 
 async fn emit(db: &TestDb, app: ApplicationId, n: usize) -> Vec<EventId> {
+    emit_for(db, app, n, None).await
+}
+
+/// Records `n` events about `customer` (if any) in one transaction.
+async fn emit_for(
+    db: &TestDb,
+    app: ApplicationId,
+    n: usize,
+    customer: Option<CustomerId>,
+) -> Vec<EventId> {
     let mut tx = db.store.begin().await.unwrap();
     let mut ids = Vec::new();
     for i in 0..n {
@@ -121,7 +152,7 @@ async fn emit(db: &TestDb, app: ApplicationId, n: usize) -> Vec<EventId> {
             id: EventId::new(),
             application_id: app,
             event_type: EventType::EndpointTest,
-            customer_id: None,
+            customer_id: customer,
             created_at: freshet_model::time::now(),
             data: serde_json::json!({"n": i}),
         };
@@ -211,5 +242,27 @@ on_both_stores! {
             assert!(matches!(d.status, DeliveryStatus::Succeeded | DeliveryStatus::Pending), "{d:?}");
         }
         assert!(r.count() <= events.len() + more.len());
+    }
+
+    async fn an_ordered_endpoints_next_delivery_leaves_when_the_one_before_settles(db) {
+        let r = Receiver::start(vec![Answer::Status(200)]).await;
+        // A poll far longer than the test: only the wake-up that follows each recorded attempt
+        // can move the customer's queue along.
+        let ordered = Endpoint { ordered: true, idle_poll: LONG };
+        let s = setup_with(db, r.url(), vec![1], LONG, ordered).await;
+        let events = emit_for(db, s.app, 10, Some(CustomerId::new())).await;
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(s.dispatcher.clone().run(stop.clone()));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while r.count() < events.len() {
+            assert!(tokio::time::Instant::now() < deadline, "only {} of {} arrived", r.count(), events.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let order: Vec<u64> = r.got.lock().unwrap().iter()
+            .map(|g| serde_json::from_slice::<serde_json::Value>(&g.body).unwrap()["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(order, (0..10).collect::<Vec<u64>>());
+        stop.cancel();
+        running.await.unwrap();
     }
 }
