@@ -487,18 +487,15 @@ async fn finish(
         .collect();
     let counts = tx.apply_changes(&batch).await?;
     let added: Vec<(AccountId, u32)> = found.iter().map(|f| f.account).zip(counts).collect();
-    let ids = summary.map(Summary::ids);
+    let reached = summary.map(|s| (s.ids(), s.changes()));
     let end = SubTaskEnd {
         status,
         result,
         reconnect_required: reconnect,
         added: &added,
-        summary: summary
-            .zip(ids.as_deref())
-            .map(|(s, accounts)| AccountSummary {
-                accounts,
-                changes: s.changes(),
-            }),
+        summary: reached
+            .as_ref()
+            .map(|(accounts, changes)| AccountSummary { accounts, changes }),
     };
     let Some(ended) = tx.finish_subtask(sub.id, token, end).await? else {
         return Ok(());
