@@ -111,6 +111,11 @@ pub struct ServeArgs {
     /// so frequent scrapes cannot load it; 0 reads at every scrape [default: 5].
     #[arg(long, env = "FRESHET_METRICS_CACHE_SECONDS")]
     pub metrics_cache_seconds: Option<u64>,
+    /// The provider registry: a TOML file naming the banks this node may use and how it
+    /// proves who it is to each (docs/providers.md). The only source of providers in
+    /// production; in development it replaces the sandbox banks.
+    #[arg(long, env = "FRESHET_PROVIDERS")]
+    pub providers: Option<PathBuf>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -137,6 +142,7 @@ pub struct FileConfig {
     pub bank_timeout_seconds: Option<u64>,
     pub sandbox_url: Option<String>,
     pub metrics_cache_seconds: Option<u64>,
+    pub providers: Option<PathBuf>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -170,6 +176,8 @@ pub struct Config {
     pub sandbox_url: Option<String>,
     /// How long `/metrics` reuses the database facts it read.
     pub metrics_cache: Duration,
+    /// The provider registry file.
+    pub providers: Option<PathBuf>,
 }
 
 impl Config {
@@ -196,6 +204,7 @@ impl Config {
             bank_timeout: Duration::from_secs(30),
             sandbox_url: None,
             metrics_cache: Duration::from_secs(5),
+            providers: None,
         }
     }
 
@@ -296,6 +305,7 @@ impl Config {
                 .or(file.metrics_cache_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.metrics_cache),
+            providers: args.providers.or(file.providers),
         };
         config.validate()?;
         Ok(config)
@@ -386,7 +396,8 @@ impl Config {
              log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}\n\
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
              sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
-             refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}",
+             refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
+             providers = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -405,6 +416,9 @@ impl Config {
             self.refresh_tick.as_secs(),
             self.bank_timeout.as_secs(),
             self.metrics_cache.as_secs(),
+            self.providers
+                .as_ref()
+                .map_or("<none>".to_string(), |p| p.display().to_string()),
         )
     }
 }

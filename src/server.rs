@@ -42,6 +42,12 @@ pub struct Server {
 impl Server {
     /// Connects and migrates the store, binds the listener and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        // Checked before anything else starts: a wrong registry stops the node.
+        let registry = config
+            .providers
+            .as_deref()
+            .map(freshet_banks::registry::load)
+            .transpose()?;
         let url = config.database_url.expose_secret();
         let store = Store::connect(
             url,
@@ -84,9 +90,12 @@ impl Server {
             Some(url) => Some(url.clone()),
             None => config.sandbox.then(|| format!("{public_url}/sandbox")),
         };
-        let providers = sandbox_root
-            .map(|root| sandbox_providers(&root, config.bank_timeout))
-            .unwrap_or_default();
+        let providers = match registry {
+            Some(providers) => providers,
+            None => sandbox_root
+                .map(|root| sandbox_providers(&root, config.bank_timeout))
+                .unwrap_or_default(),
+        };
         let refresher = Refresher::new(
             engine.clone(),
             providers,
@@ -244,6 +253,7 @@ pub fn sandbox_providers(root: &str, timeout: Duration) -> Vec<freshet_banks::Pr
                 id: b.id.into(),
                 name: b.name.into(),
                 code: b.code.into(),
+                institution_code: b.code.into(),
                 numeric_id: b.numeric_id,
                 standard: b.standard,
                 country: b.country.into(),
@@ -253,6 +263,7 @@ pub fn sandbox_providers(root: &str, timeout: Duration) -> Vec<freshet_banks::Pr
                 concurrency: 16,
                 unattended_per_day: 4,
                 timeout,
+                security: None,
             }
         })
         .collect()

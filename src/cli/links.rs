@@ -1,8 +1,10 @@
 //! `freshet links create [--approve]` and `freshet providers`: connecting a customer to a bank.
 //!
-//! `--approve` does what the customer would do on the built-in sandbox bank's page — post
-//! `decision=approve` and follow the bank's redirect back to freshet's callback — so a
-//! development setup gets an authorised consent without a browser.
+//! `--approve` does what the customer's browser would do on the sandbox bank's page — post
+//! `decision=approve`, follow the bank's redirect back to freshet's callback and, when a FAPI
+//! bank answers in the URL fragment (`code id_token`), post the fragment to the callback as
+//! its page's script would — so a development setup, relaxed or strict, gets an authorised
+//! consent without a browser. `freshet providers check` proves a registry against the banks.
 
 use std::time::{Duration, Instant};
 
@@ -33,14 +35,32 @@ pub struct Create {
     /// authorised.
     #[arg(long)]
     approve: bool,
+    /// The node's provider registry, whose `ca` roots `--approve` trusts at the banks' pages
+    /// (the strict sandbox's own CA).
+    #[arg(long, env = "FRESHET_PROVIDERS", value_name = "FILE")]
+    providers: Option<std::path::PathBuf>,
     #[command(flatten)]
     api: ApiArgs,
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Providers {
+    #[command(subcommand)]
+    command: Option<ProvidersCommand>,
     #[command(flatten)]
     api: ApiArgs,
+}
+
+#[derive(Subcommand)]
+enum ProvidersCommand {
+    /// Load a provider registry, fetch each issuer's discovery document and keys, and print
+    /// one line per provider: ok, or what is wrong. Exits 0 only when all are ok.
+    Check {
+        /// The registry file.
+        #[arg(long, env = "FRESHET_PROVIDERS", value_name = "FILE")]
+        providers: std::path::PathBuf,
+    },
 }
 
 /// How long a consent may take to leave `awaiting_authorisation` once approved.
@@ -80,7 +100,12 @@ pub async fn run(command: Command) -> Result<(), CliError> {
         "link {} created; approving consent {consent_id} on the bank's page",
         field(&link, "id")
     );
-    approve(&api, url).await?;
+    let roots = match &c.providers {
+        Some(file) => freshet_banks::registry::trust_roots(file)
+            .map_err(|e| CliError::Usage(e.to_string()))?,
+        None => Vec::new(),
+    };
+    approve(&api, url, &roots).await?;
     eprintln!("approved; waiting for the consent to be authorised");
     let consent = settled(&api, &consent_id).await?;
     let status = field(&consent, "status");
@@ -98,46 +123,112 @@ pub async fn run(command: Command) -> Result<(), CliError> {
     }
 }
 
-/// Approves on the sandbox bank's page: reads it (proving it is the sandbox's form), then
-/// posts the decision and follows the redirects to freshet's callback.
-async fn approve(api: &Api, url: &str) -> Result<(), CliError> {
+/// Approves on the sandbox bank's page as a browser would: reads it (proving it is the
+/// sandbox's form), posts the decision, then follows the redirects back to freshet's
+/// callback, posting a fragment's parameters there as the callback page's script does.
+async fn approve(api: &Api, url: &str, roots: &[String]) -> Result<(), CliError> {
     let not_sandbox = || {
         CliError::Failed(
-            "--approve works with the built-in sandbox bank only; \
+            "--approve works with the sandbox bank only; \
              open the authorisation URL in a browser instead"
                 .into(),
         )
     };
-    let page = api
-        .http
+    let browser = browser(roots)?;
+    let page = browser
         .get(url)
         .send()
         .await
         .map_err(|e| api.unreachable(url, &e))?;
     if !page.status().is_success() {
+        let status = page.status();
+        let text = page.text().await.unwrap_or_default();
         return Err(CliError::Failed(format!(
-            "the bank's page answered {}",
-            page.status()
+            "the bank's page answered {status}: {}",
+            page_text(&text)
         )));
     }
     let html = page.text().await.map_err(|e| api.unreachable(url, &e))?;
     if !html.contains(r#"name="decision" value="approve""#) {
         return Err(not_sandbox());
     }
-    let done = api
-        .http
+    let mut resp = browser
         .post(url)
         .form(&[("decision", "approve")])
         .send()
         .await
         .map_err(|e| api.unreachable(url, &e))?;
-    if !done.status().is_success() {
+    for _ in 0..5 {
+        if !resp.status().is_redirection() {
+            break;
+        }
+        let Some(location) = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+        else {
+            break;
+        };
+        let mut target = location.clone();
+        target.set_fragment(None);
+        resp = match location.fragment() {
+            Some(fragment) => {
+                browser
+                    .post(target.as_str())
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(fragment.to_string())
+                    .send()
+                    .await
+            }
+            None => browser.get(target.as_str()).send().await,
+        }
+        .map_err(|e| api.unreachable(target.as_str(), &e))?;
+    }
+    if !resp.status().is_success() {
         return Err(CliError::Failed(format!(
             "approving failed: the bank or freshet's callback answered {}",
-            done.status()
+            resp.status()
         )));
     }
     Ok(())
+}
+
+/// A client that behaves like the customer's browser: redirects handled one by one, the
+/// registry's CA roots trusted on top of the system's.
+fn browser(roots: &[String]) -> Result<reqwest::Client, CliError> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60));
+    for pem in roots {
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| {
+            CliError::Usage(format!("--providers: a `ca` is not a certificate: {e}"))
+        })?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build()
+        .map_err(|e| CliError::Unexpected(format!("building an HTTP client: {e}")))
+}
+
+/// A refusal page's text, without its markup.
+fn page_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Polls the consent until it leaves `awaiting_authorisation`.
@@ -159,6 +250,9 @@ async fn settled(api: &Api, consent_id: &str) -> Result<Value, CliError> {
 }
 
 pub async fn providers(p: Providers) -> Result<(), CliError> {
+    if let Some(ProvidersCommand::Check { providers }) = p.command {
+        return check(&providers).await;
+    }
     let api = Api::new(p.api)?;
     let list = api.get("/v1/providers", &[]).await?;
     if api.json {
@@ -184,4 +278,29 @@ pub async fn providers(p: Providers) -> Result<(), CliError> {
         "this node connects to no banks",
     );
     Ok(())
+}
+
+/// `freshet providers check`: the registry loads, and each bank answers as configured.
+async fn check(file: &std::path::Path) -> Result<(), CliError> {
+    let providers =
+        freshet_banks::registry::load(file).map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut failed = 0;
+    for p in providers {
+        let id = p.id.clone();
+        let connector = freshet_banks::Connector::new(p, reqwest::Client::new());
+        match connector.check().await {
+            Ok(found) => out!("{id:<16} ok     {found}"),
+            Err(e) => {
+                failed += 1;
+                out!("{id:<16} FAILED {}", e.detail);
+            }
+        }
+    }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{failed} provider(s) failed the check"
+        )))
+    }
 }

@@ -9,6 +9,7 @@
 mod accounts;
 mod applications;
 pub mod auth;
+mod callback;
 mod consent_list;
 mod customers;
 mod dashboard;
@@ -107,6 +108,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(endpoints::router())
         .merge(links::router())
+        .merge(callback::router())
         .merge(refresh::router())
         .merge(task_list::router())
         .merge(consent_list::router())

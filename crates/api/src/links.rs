@@ -4,8 +4,7 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::{HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    http::StatusCode,
 };
 use freshet_engine::refresh::NewLink;
 use freshet_model::{
@@ -20,7 +19,7 @@ use uuid::Uuid;
 
 use crate::{
     auth::Tenant,
-    extract::{JsonBody, Query, parse_id},
+    extract::{JsonBody, parse_id},
     problem::{ApiError, Problem},
     state::AppState,
 };
@@ -30,7 +29,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_providers))
         .routes(routes!(create_link))
         .routes(routes!(list_consents))
-        .routes(routes!(callback))
         .routes(routes!(get_consent, revoke_consent))
 }
 
@@ -303,77 +301,4 @@ async fn revoke_consent(
 ) -> Result<Json<ConsentOut>, ApiError> {
     let c = state.refresher.revoke(app, consent_id(&id)?).await?;
     Ok(Json(c.into()))
-}
-
-/// What a bank sends the customer back with.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CallbackParams {
-    state: Option<String>,
-    code: Option<String>,
-    error: Option<String>,
-    #[allow(dead_code)]
-    error_description: Option<String>,
-}
-
-/// Where banks send the customer back after the authorisation page. Completes the consent,
-/// then redirects to the link's `redirect_url` (with `consent_id` and `status`) or shows a
-/// page saying what happened. No API key: the `state` identifies the consent.
-#[utoipa::path(
-    get, path = "/v1/consents/callback", tag = "links",
-    params(CallbackParams),
-    responses(
-        (status = 200, description = "A page for the customer"),
-        (status = 303, description = "To the link's redirect_url"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
-    )
-)]
-async fn callback(
-    State(state): State<AppState>,
-    Query(q): Query<CallbackParams>,
-) -> Result<Response, ApiError> {
-    let Some(s) = q.state.as_deref().filter(|s| !s.is_empty()) else {
-        return Err(ApiError::bad_field("state", "is required"));
-    };
-    let done = state
-        .refresher
-        .complete_authorisation(s, q.code.as_deref(), q.error.as_deref())
-        .await?;
-    let status = done.consent.status.as_str();
-    if let Some(url) = &done.consent.redirect_url
-        && let Ok(mut target) = url::Url::parse(url)
-    {
-        target
-            .query_pairs_mut()
-            .append_pair("consent_id", &done.consent.id.to_string())
-            .append_pair("status", status);
-        let mut resp = StatusCode::SEE_OTHER.into_response();
-        if let Ok(v) = HeaderValue::from_str(target.as_str()) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        return Ok(resp);
-    }
-    let message = if done.authorised {
-        "Your bank connection is authorised. You can close this window.".to_string()
-    } else {
-        format!(
-            "The bank connection was not authorised: {}.",
-            done.detail.unwrap_or_default()
-        )
-    };
-    Ok(Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>freshet</title></head>\
-         <body><h1>{}</h1><p>{}</p><p>Consent {} is {status}.</p></body></html>",
-        if done.authorised { "Connected" } else { "Not connected" },
-        html_escape(&message),
-        done.consent.id
-    ))
-    .into_response())
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

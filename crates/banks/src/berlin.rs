@@ -114,12 +114,18 @@ impl Berlin {
             "frequencyPerDay": 4,
             "combinedServiceIndicator": false,
         });
-        let req = self
+        let mut req = self
             .headers(
                 self.api.post(&self.api.url("/v1/consents")),
                 r.customer_ip.as_deref(),
             )
             .json(&body);
+        if let Some(uri) = &r.redirect_uri {
+            // Redirect SCA: the bank sends the customer back here, whatever they decide.
+            req = req
+                .header("TPP-Redirect-URI", uri)
+                .header("TPP-Nok-Redirect-URI", uri);
+        }
         let out = self.api.json(req, map_error).await?;
         let id = out["consentId"].as_str().ok_or_else(|| {
             BankError::new(
@@ -134,17 +140,24 @@ impl Berlin {
         })
     }
 
-    pub async fn consent_status(&self, s: &Session<'_>) -> Result<ConsentStatus, BankError> {
-        let url = self
-            .api
-            .url(&format!("/v1/consents/{}/status", s.bank_consent_id));
+    /// The consent resource: its status, and the `validUntil` the bank granted, which may be
+    /// shorter than the one asked for.
+    pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
+        let url = self.api.url(&format!("/v1/consents/{}", s.bank_consent_id));
         let out = self
             .api
             .json(self.data(self.api.get(&url), s), map_error)
             .await?;
-        Ok(consent_status(
-            out["consentStatus"].as_str().unwrap_or_default(),
-        ))
+        let valid_until = out["validUntil"]
+            .as_str()
+            .and_then(|d| time::Date::parse(d, YMD).ok())
+            // Valid through that day: it ends at the next midnight.
+            .map(|d| (d + time::Duration::DAY).midnight().assume_utc());
+        Ok(BankConsent {
+            bank_consent_id: s.bank_consent_id.to_string(),
+            status: consent_status(out["consentStatus"].as_str().unwrap_or_default()),
+            expires_at: valid_until.filter(|d| d.year() < 9999),
+        })
     }
 
     pub async fn accounts(&self, s: &Session<'_>) -> Result<Vec<BankAccount>, BankError> {

@@ -129,8 +129,8 @@ impl Brasil {
             data["loggedUser"] = json!({"document": {"identification": cpf, "rel": "CPF"}});
         }
         let req = self
-            .api
-            .post(&self.api.url(CONSENTS))
+            .client_auth(self.api.post(&self.api.url(CONSENTS)))
+            .await?
             .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string())
             .json(&json!({"data": data}));
         let out = self.api.json(req, map_error).await?;
@@ -151,13 +151,41 @@ impl Brasil {
         })
     }
 
-    pub async fn consent_status(&self, s: &Session<'_>) -> Result<ConsentStatus, BankError> {
+    /// A client-credentials token on a consent call, where the bank demands one (FAPI-BR).
+    async fn client_auth(&self, req: RequestBuilder) -> Result<RequestBuilder, BankError> {
+        if self.api.provider.security.is_none() {
+            return Ok(req);
+        }
+        Ok(req.bearer_auth(self.api.client_token("consents").await?))
+    }
+
+    /// A consent call: the client's token where the bank demands one, else the consent's.
+    async fn consent_call(
+        &self,
+        req: RequestBuilder,
+        s: &Session<'_>,
+    ) -> Result<RequestBuilder, BankError> {
+        if self.api.provider.security.is_none() {
+            return Ok(self.data(req, s));
+        }
+        Ok(self
+            .client_auth(req)
+            .await?
+            .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string()))
+    }
+
+    pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
         let url = self.api.url(&format!("{CONSENTS}/{}", s.bank_consent_id));
-        let out = self
-            .api
-            .json(self.data(self.api.get(&url), s), map_error)
-            .await?;
-        Ok(consent_status(&out["data"]))
+        let req = self.consent_call(self.api.get(&url), s).await?;
+        let out = self.api.json(req, map_error).await?;
+        let d = &out["data"];
+        Ok(BankConsent {
+            bank_consent_id: s.bank_consent_id.to_string(),
+            status: consent_status(d),
+            expires_at: d["expirationDateTime"]
+                .as_str()
+                .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()),
+        })
     }
 
     async fn pages(&self, s: &Session<'_>, first: String) -> Result<Vec<Value>, BankError> {
@@ -293,10 +321,8 @@ impl Brasil {
 
     pub async fn revoke(&self, s: &Session<'_>) -> Result<(), BankError> {
         let url = self.api.url(&format!("{CONSENTS}/{}", s.bank_consent_id));
-        self.api
-            .json(self.data(self.api.delete(&url), s), map_error)
-            .await
-            .map(|_| ())
+        let req = self.consent_call(self.api.delete(&url), s).await?;
+        self.api.json(req, map_error).await.map(|_| ())
     }
 }
 

@@ -1,28 +1,38 @@
-//! HTTP plumbing shared by the connectors: timeouts, transport failures, the OAuth token
-//! endpoint and the authorisation URL, which the standards leave to each bank's OAuth server.
+//! HTTP plumbing shared by the connectors: timeouts, transport failures, error bodies, and
+//! Berlin Group's message signing applied to every request that needs it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use freshet_model::ResultCode;
+use freshet_model::{ResultCode, Standard};
 use reqwest::{RequestBuilder, Response, StatusCode, header::HeaderMap};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{BankError, Provider, Tokens};
+use crate::{BankError, Provider, Tokens, oauth::OAuthState};
 
 /// A provider's API and the client to reach it.
 #[derive(Clone, Debug)]
 pub struct Api {
     pub provider: Provider,
     client: reqwest::Client,
+    pub(crate) oauth: Arc<OAuthState>,
 }
 
 /// Reads a standard's error response into freshet's words.
 pub type ErrorMapper = fn(StatusCode, &HeaderMap, &Value) -> BankError;
 
 impl Api {
+    /// `client` serves providers that bring no client of their own (no mutual TLS).
     pub fn new(provider: Provider, client: reqwest::Client) -> Self {
-        Self { provider, client }
+        let client = provider
+            .security
+            .as_ref()
+            .map_or(client, |s| s.client.clone());
+        Self {
+            provider,
+            client,
+            oauth: Arc::default(),
+        }
     }
 
     /// `path` under the standard's API root; absolute URLs (paging links) are taken as they are.
@@ -52,7 +62,7 @@ impl Api {
         req: RequestBuilder,
         map_error: ErrorMapper,
     ) -> Result<Value, BankError> {
-        let resp = send(req).await?;
+        let resp = self.send(req).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let text = resp.text().await.map_err(|e| transport(&e))?;
@@ -72,33 +82,15 @@ impl Api {
         Err(err)
     }
 
-    /// The bank's authorisation page for a consent.
-    pub fn authorisation_url(
-        &self,
-        bank_consent_id: &str,
-        redirect_uri: &str,
-        state: &str,
-    ) -> String {
-        let mut url = url::Url::parse(&self.provider.authorize_url)
-            .expect("provider URLs are checked at start-up");
-        url.query_pairs_mut()
-            .append_pair("consent_id", bank_consent_id)
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("state", state);
-        url.into()
-    }
-
-    /// An OAuth token request (authorization code or refresh token).
-    pub async fn token(&self, form: &[(&str, &str)]) -> Result<Tokens, BankError> {
+    /// Reads a token endpoint's answer.
+    pub(crate) async fn token_request(&self, req: RequestBuilder) -> Result<Tokens, BankError> {
         #[derive(Deserialize)]
         struct TokenOut {
             access_token: String,
             refresh_token: Option<String>,
             expires_in: Option<i64>,
         }
-        let body = self
-            .json(self.post(&self.provider.token_url).form(form), oauth_error)
-            .await?;
+        let body = self.json(req, oauth_error).await?;
         let t: TokenOut = serde_json::from_value(body).map_err(|e| {
             BankError::new(ResultCode::ProviderFailure, format!("token response: {e}"))
         })?;
@@ -112,8 +104,24 @@ impl Api {
     }
 }
 
-async fn send(req: RequestBuilder) -> Result<Response, BankError> {
-    req.send().await.map_err(|e| transport(&e))
+impl Api {
+    /// Sends a request, signed first when the provider asks for Berlin Group message signing.
+    async fn send(&self, req: RequestBuilder) -> Result<Response, BankError> {
+        let signing = self
+            .provider
+            .security
+            .as_deref()
+            .filter(|s| s.sign_requests && self.provider.standard == Standard::BerlinGroup);
+        let Some(security) = signing else {
+            return req.send().await.map_err(|e| transport(&e));
+        };
+        let mut request = req.build().map_err(|e| transport(&e))?;
+        crate::signing::sign(&mut request, security)?;
+        self.client
+            .execute(request)
+            .await
+            .map_err(|e| transport(&e))
+    }
 }
 
 /// A failure with no HTTP answer.
@@ -163,7 +171,7 @@ pub fn by_status(status: StatusCode) -> ResultCode {
     }
 }
 
-fn oauth_error(status: StatusCode, _: &HeaderMap, body: &Value) -> BankError {
+pub(crate) fn oauth_error(status: StatusCode, _: &HeaderMap, body: &Value) -> BankError {
     let code = body["error"].as_str().unwrap_or("");
     let result = match code {
         "invalid_grant" => ResultCode::AuthExpired,
@@ -189,4 +197,13 @@ pub fn extend_page(rows: &mut Vec<Value>, previous: usize, page: Vec<Value>) -> 
         }
     }
     start
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub fn http_date(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.format(time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    ))
+    .unwrap_or_default()
 }

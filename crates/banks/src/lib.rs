@@ -11,10 +11,14 @@
 pub mod berlin;
 pub mod brasil;
 mod http;
+pub mod oauth;
 pub mod obie;
+pub mod registry;
+mod signing;
 mod types;
 
 pub use freshet_model::{ConsentStatus, ResultCode, Standard, reconcile::BankTxn};
+pub use oauth::{AuthContext, AuthReturn, Authorisation};
 pub use types::*;
 
 /// A connector for one provider.
@@ -33,6 +37,11 @@ macro_rules! dispatch {
             Connector::Brasil($c) => $body,
         }
     };
+}
+
+/// The connector's HTTP side, whatever its standard.
+fn connector_api(c: &Connector) -> &http::Api {
+    dispatch!(c, c => &c.api)
 }
 
 impl Connector {
@@ -56,19 +65,28 @@ impl Connector {
         dispatch!(self, c => c.create_consent(req).await)
     }
 
-    /// Where to send the customer to authorise `consent`.
-    pub fn authorisation_url(
+    /// Where to send the customer to authorise `consent`, and what to keep until they come
+    /// back: a signed request object (OBIE), pushed first (Open Finance Brasil), PKCE
+    /// (Open Finance Brasil, Berlin Group), or the plain redirect for the relaxed sandbox.
+    pub async fn authorisation(
         &self,
         consent: &BankConsent,
         redirect_uri: &str,
         state: &str,
-    ) -> String {
-        dispatch!(self, c => c.api.authorisation_url(&consent.bank_consent_id, redirect_uri, state))
+    ) -> Result<Authorisation, BankError> {
+        dispatch!(self, c => c.api.authorisation(&consent.bank_consent_id, redirect_uri, state).await)
     }
 
-    /// Exchanges the authorisation code for tokens.
-    pub async fn exchange_code(&self, code: &str, redirect_uri: &str) -> Result<Tokens, BankError> {
-        dispatch!(self, c => c.api.token(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", redirect_uri)]).await)
+    /// Checks what the customer came back with (the ID token of a hybrid flow) and exchanges
+    /// the code for tokens.
+    pub async fn finish_authorisation(
+        &self,
+        ret: &AuthReturn,
+        context: &AuthContext,
+        bank_consent_id: &str,
+        redirect_uri: &str,
+    ) -> Result<Tokens, BankError> {
+        dispatch!(self, c => c.api.finish(ret, context, bank_consent_id, redirect_uri).await)
     }
 
     /// Renews an access token.
@@ -76,9 +94,14 @@ impl Connector {
         dispatch!(self, c => c.api.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await)
     }
 
+    /// The consent as the bank holds it now: its status and the expiry it actually granted.
+    pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
+        dispatch!(self, c => c.consent_details(s).await)
+    }
+
     /// The consent's status as the bank reports it, in freshet's words.
     pub async fn consent_status(&self, s: &Session<'_>) -> Result<ConsentStatus, BankError> {
-        dispatch!(self, c => c.consent_status(s).await)
+        self.consent_details(s).await.map(|c| c.status)
     }
 
     /// The accounts the consent covers.

@@ -99,9 +99,12 @@ impl Obie {
     }
 
     fn data(&self, req: RequestBuilder, s: &Session<'_>) -> RequestBuilder {
-        let req = req
+        let mut req = req
             .bearer_auth(s.access_token)
             .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string());
+        if let Some(at) = s.auth_date {
+            req = req.header("x-fapi-auth-date", crate::http::http_date(at));
+        }
         match s.customer_ip {
             Some(ip) => req.header("x-fapi-customer-ip-address", ip),
             None => req,
@@ -117,8 +120,8 @@ impl Obie {
             data["ExpirationDateTime"] = json!(exp.format(&Rfc3339).unwrap_or_default());
         }
         let req = self
-            .api
-            .post(&self.api.url("/account-access-consents"))
+            .client_auth(self.api.post(&self.api.url("/account-access-consents")))
+            .await?
             .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string())
             .json(&json!({"Data": data, "Risk": {}}));
         let body = self.api.json(req, map_error).await?;
@@ -138,17 +141,44 @@ impl Obie {
         })
     }
 
-    pub async fn consent_status(&self, s: &Session<'_>) -> Result<ConsentStatus, BankError> {
+    /// A client-credentials token on a consent call, where the bank demands one (FAPI);
+    /// without credentials the request goes as it is.
+    async fn client_auth(&self, req: RequestBuilder) -> Result<RequestBuilder, BankError> {
+        if self.api.provider.security.is_none() {
+            return Ok(req);
+        }
+        Ok(req.bearer_auth(self.api.client_token("accounts").await?))
+    }
+
+    /// A consent call: the client's token where the bank demands one, else the consent's.
+    async fn consent_call(
+        &self,
+        req: RequestBuilder,
+        s: &Session<'_>,
+    ) -> Result<RequestBuilder, BankError> {
+        if self.api.provider.security.is_none() {
+            return Ok(self.data(req, s));
+        }
+        Ok(self
+            .client_auth(req)
+            .await?
+            .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string()))
+    }
+
+    pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
         let url = self
             .api
             .url(&format!("/account-access-consents/{}", s.bank_consent_id));
-        let body = self
-            .api
-            .json(self.data(self.api.get(&url), s), map_error)
-            .await?;
-        Ok(consent_status(
-            body["Data"]["Status"].as_str().unwrap_or_default(),
-        ))
+        let req = self.consent_call(self.api.get(&url), s).await?;
+        let body = self.api.json(req, map_error).await?;
+        let d = &body["Data"];
+        Ok(BankConsent {
+            bank_consent_id: s.bank_consent_id.to_string(),
+            status: consent_status(d["Status"].as_str().unwrap_or_default()),
+            expires_at: d["ExpirationDateTime"]
+                .as_str()
+                .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok()),
+        })
     }
 
     /// Every page of a list, from `Links.Next`.
@@ -283,10 +313,8 @@ impl Obie {
         let url = self
             .api
             .url(&format!("/account-access-consents/{}", s.bank_consent_id));
-        self.api
-            .json(self.data(self.api.delete(&url), s), map_error)
-            .await
-            .map(|_| ())
+        let req = self.consent_call(self.api.delete(&url), s).await?;
+        self.api.json(req, map_error).await.map(|_| ())
     }
 }
 

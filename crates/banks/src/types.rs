@@ -1,6 +1,6 @@
 //! What connectors take and give.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use freshet_model::{ResultCode, Standard, events::Permission};
 use rust_decimal::Decimal;
@@ -13,8 +13,10 @@ pub struct Provider {
     pub id: String,
     /// Display name, e.g. `Natwest`.
     pub name: String,
-    /// Bank code, e.g. `SLSP`, `033`.
+    /// Bank code, e.g. `SLSP`, `033` (Tatra banka's `bankCode`).
     pub code: String,
+    /// Klavi's `institutionCode`; the bank code when the registry gives none.
+    pub institution_code: String,
     /// A stable integer id (Yodlee's `providerId`).
     pub numeric_id: i64,
     pub standard: Standard,
@@ -22,9 +24,9 @@ pub struct Provider {
     pub country: String,
     /// Root of the standard's API, e.g. `…/natwest/open-banking/v3.1/aisp`.
     pub api_base: String,
-    /// The bank's authorisation page.
+    /// The bank's authorisation page; empty when discovery gives it.
     pub authorize_url: String,
-    /// The bank's token endpoint.
+    /// The bank's token endpoint; empty when discovery gives it.
     pub token_url: String,
     /// Sub-tasks run against this bank at once, per node.
     pub concurrency: usize,
@@ -32,6 +34,68 @@ pub struct Provider {
     pub unattended_per_day: u32,
     /// How long one call may take.
     pub timeout: Duration,
+    /// How freshet proves who it is to this bank. `None` for the relaxed sandbox banks, which
+    /// ask for nothing.
+    pub security: Option<Arc<Security>>,
+}
+
+/// How the client authenticates at the bank's token (and PAR) endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// A signed client assertion (RFC 7523), FAPI's default.
+    PrivateKeyJwt,
+    /// The mutual-TLS certificate itself (RFC 8705).
+    TlsClientAuth,
+    /// `client_id` and a secret in HTTP Basic; for banks that offer nothing better.
+    ClientSecretBasic,
+}
+
+impl TokenAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+}
+
+/// A provider's credentials and the security profile it demands. Key material never prints.
+pub struct Security {
+    pub client_id: String,
+    /// Where the bank sends the customer back; the node's own callback when `None`.
+    pub redirect_uri: Option<String>,
+    pub token_auth: TokenAuth,
+    /// OpenID Provider issuer: discovery through `/.well-known/openid-configuration`.
+    pub issuer: Option<String>,
+    /// A pushed-authorisation-request endpoint given explicitly (discovery gives it otherwise).
+    pub par_url: Option<String>,
+    /// Signs client assertions, request objects and (Berlin Group) requests.
+    pub signing: Option<freshet_fapi::SigningKey>,
+    /// The certificate of the signing key: Berlin Group's `TPP-Signature-Certificate`.
+    pub signing_cert: Option<freshet_fapi::Certificate>,
+    /// Berlin Group: sign every request (`Digest`, `Signature`).
+    pub sign_requests: bool,
+    /// `client_secret_basic`'s secret.
+    pub client_secret: Option<secrecy::SecretString>,
+    /// The HTTP client: the transport certificate for mutual TLS and the trust roots.
+    pub client: reqwest::Client,
+    /// Where the transport certificate came from, for messages (never its key).
+    pub transport_cert: Option<String>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("client_id", &self.client_id)
+            .field("token_auth", &self.token_auth)
+            .field("issuer", &self.issuer)
+            .field("sign_requests", &self.sign_requests)
+            .field("transport_cert", &self.transport_cert)
+            .field("keys", &"redacted")
+            .finish()
+    }
 }
 
 /// A consent to ask a bank for.
@@ -45,6 +109,8 @@ pub struct ConsentRequest {
     pub customer_tax_id: Option<String>,
     /// The customer's IP address: they are present when a consent is created.
     pub customer_ip: Option<String>,
+    /// Where the bank sends the customer back (Berlin Group's `TPP-Redirect-URI`).
+    pub redirect_uri: Option<String>,
 }
 
 /// A consent as the bank created it.
@@ -71,6 +137,8 @@ pub struct Session<'a> {
     /// The customer's IP address when they are present: sent as the standard's header, which
     /// exempts the call from the unattended-call budget.
     pub customer_ip: Option<&'a str>,
+    /// When the customer last authenticated with the bank (OBIE's `x-fapi-auth-date`).
+    pub auth_date: Option<OffsetDateTime>,
 }
 
 /// An account.

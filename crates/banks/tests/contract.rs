@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use freshet_banks::{
-    BankError, Connector, ConsentRequest, ConsentStatus, Provider, ResultCode, Session, Standard,
-    Tokens,
+    AuthReturn, BankError, Connector, ConsentRequest, ConsentStatus, Provider, ResultCode, Session,
+    Standard, Tokens,
 };
 use freshet_model::{events::Permission, reconcile::TxnStatus};
 use freshet_sandbox::{Sandbox, SandboxConfig, data};
@@ -49,6 +49,7 @@ impl Bank {
             id: b.id.into(),
             name: b.name.into(),
             code: b.code.into(),
+            institution_code: b.code.into(),
             numeric_id: b.numeric_id,
             standard: b.standard,
             country: b.country.into(),
@@ -58,6 +59,7 @@ impl Bank {
             concurrency: 4,
             unattended_per_day: 4,
             timeout,
+            security: None,
         };
         Connector::new(provider, Client::new())
     }
@@ -71,11 +73,13 @@ impl Bank {
                 history_from: OffsetDateTime::now_utc().date() - Days::days(90),
                 customer_tax_id: Some("76109277673".into()),
                 customer_ip: Some("203.0.113.7".into()),
+                redirect_uri: Some(REDIRECT.into()),
             })
             .await
             .unwrap();
         assert_eq!(consent.status, ConsentStatus::AwaitingAuthorisation);
-        let url = c.authorisation_url(&consent, REDIRECT, "st4te");
+        let authorisation = c.authorisation(&consent, REDIRECT, "st4te").await.unwrap();
+        let url = authorisation.url;
         let page = self.http.get(&url).send().await.unwrap();
         assert_eq!(page.status(), 200, "the authorisation page opens");
         let decided = self
@@ -94,8 +98,18 @@ impl Bank {
                 .map(|(_, v)| v.into_owned())
         };
         assert_eq!(param("state").as_deref(), Some("st4te"));
+        let returned = AuthReturn {
+            state: "st4te".into(),
+            code: param("code").unwrap(),
+            id_token: None,
+        };
         let tokens = c
-            .exchange_code(&param("code").unwrap(), REDIRECT)
+            .finish_authorisation(
+                &returned,
+                &authorisation.context,
+                &consent.bank_consent_id,
+                REDIRECT,
+            )
             .await
             .unwrap();
         (consent.bank_consent_id, tokens)
@@ -128,6 +142,7 @@ fn session<'a>(consent: &'a str, tokens: &'a Tokens) -> Session<'a> {
         bank_consent_id: consent,
         access_token: &tokens.access_token,
         customer_ip: None,
+        auth_date: None,
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Consent {
     pub redirect_url: Option<String>,
     pub next_refresh_at: Option<OffsetDateTime>,
     pub last_refreshed_at: Option<OffsetDateTime>,
+    /// When the customer authorised it at the bank.
+    pub authorised_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

@@ -21,7 +21,7 @@ macro_rules! consent_columns {
         "id, application_id, customer_id, link_id, provider_id, status, bank_consent_id, \
          permissions_requested, permissions_granted, expires_at, external_track_id, \
          reconnect_required, authorisation_url, redirect_url, next_refresh_at, \
-         last_refreshed_at, created_at, updated_at"
+         last_refreshed_at, authorised_at, created_at, updated_at"
     };
 }
 
@@ -45,6 +45,7 @@ fn consent_from_row(r: &impl RowExt) -> Result<Consent, sqlx::Error> {
         redirect_url: r.opt_text("redirect_url")?,
         next_refresh_at: r.opt_ts("next_refresh_at")?,
         last_refreshed_at: r.opt_ts("last_refreshed_at")?,
+        authorised_at: r.opt_ts("authorised_at")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
@@ -102,14 +103,19 @@ impl Tx {
     }
 
     /// Stores a consent awaiting authorisation; `auth_state` is the OAuth `state` its callback
-    /// will carry.
-    pub async fn insert_consent(&mut self, c: &Consent, auth_state: &str) -> Result<()> {
+    /// will carry, `auth_context` what the connector must find again then.
+    pub async fn insert_consent(
+        &mut self,
+        c: &Consent,
+        auth_state: &str,
+        auth_context: Option<&str>,
+    ) -> Result<()> {
         on_tx!(self, |conn| {
             sqlx::query(concat!(
                 "INSERT INTO consents (",
                 consent_columns!(),
-                ", auth_state, expiring_notified) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-                 $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+                ", auth_state, expiring_notified, auth_context) VALUES ($1, $2, $3, $4, $5, $6, \
+                 $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)"
             ))
             .bind(c.id.0)
             .bind(c.application_id.0)
@@ -127,30 +133,35 @@ impl Tx {
             .bind(&c.redirect_url)
             .bind(c.next_refresh_at.map(Ts))
             .bind(c.last_refreshed_at.map(Ts))
+            .bind(c.authorised_at.map(Ts))
             .bind(Ts(c.created_at))
             .bind(Ts(c.updated_at))
             .bind(auth_state)
             .bind(false)
+            .bind(auth_context)
             .execute(&mut *conn)
             .await?;
         });
         Ok(())
     }
 
-    /// Authorises a consent awaiting authorisation; false when it no longer awaits.
+    /// Authorises a consent awaiting authorisation, with the expiry the bank granted; false
+    /// when it no longer awaits.
     pub async fn authorise_consent(
         &mut self,
         id: ConsentId,
         tokens: &BankTokens,
         granted: &[Permission],
         next_refresh_at: OffsetDateTime,
+        expires_at: Option<OffsetDateTime>,
     ) -> Result<bool> {
         let now = freshet_model::time::now();
         let n = on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE consents SET status = 'authorised', access_token = $2, refresh_token = $3, \
                  token_expires_at = $4, permissions_granted = $5, next_refresh_at = $6, \
-                 authorisation_url = NULL, auth_state = NULL, updated_at = $7 \
+                 authorisation_url = NULL, auth_state = NULL, auth_context = NULL, \
+                 updated_at = $7, authorised_at = $7, expires_at = $8 \
                  WHERE id = $1 AND status = 'awaiting_authorisation'",
             )
             .bind(id.0)
@@ -160,6 +171,7 @@ impl Tx {
             .bind(Json(granted))
             .bind(Ts(next_refresh_at))
             .bind(Ts(now))
+            .bind(expires_at.map(Ts))
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -183,8 +195,8 @@ impl Tx {
         let state = |i: usize| from.get(i).unwrap_or(&from[0]).as_str();
         let n = on_tx!(self, |conn| {
             sqlx::query(
-                "UPDATE consents SET status = $2, auth_state = NULL, authorisation_url = NULL, \
-                 updated_at = $3 WHERE id = $1 AND status IN ($4, $5, $6)",
+                "UPDATE consents SET status = $2, auth_state = NULL, auth_context = NULL, \
+                 authorisation_url = NULL, updated_at = $3 WHERE id = $1 AND status IN ($4, $5, $6)",
             )
             .bind(id.0)
             .bind(to.as_str())
@@ -380,18 +392,22 @@ impl Store {
         })
     }
 
-    /// The consent an OAuth callback's `state` belongs to.
-    pub async fn consent_by_state(&self, state: &str) -> Result<Option<Consent>> {
+    /// The consent an OAuth callback's `state` belongs to, with the context its authorisation
+    /// request stored.
+    pub async fn consent_by_state(&self, state: &str) -> Result<Option<(Consent, Option<String>)>> {
         on_pool!(self, read, |pool| {
             let row = sqlx::query(concat!(
                 "SELECT ",
                 consent_columns!(),
-                " FROM consents WHERE auth_state = $1"
+                ", auth_context FROM consents WHERE auth_state = $1"
             ))
             .bind(state)
             .fetch_optional(pool)
             .await?;
-            Ok(row.as_ref().map(consent_from_row).transpose()?)
+            Ok(row
+                .as_ref()
+                .map(|r| Ok::<_, sqlx::Error>((consent_from_row(r)?, r.opt_text("auth_context")?)))
+                .transpose()?)
         })
     }
 

@@ -1,13 +1,13 @@
 //! Links and consents: creating them at the bank, the customer's return, revocation.
 
-use freshet_banks::ConsentRequest;
+use freshet_banks::{AuthContext, AuthReturn, ConsentRequest};
 use freshet_model::{
     ApplicationId, ConsentStatus, CustomerId, EventType,
     events::{ConsentChanged, EventData, LinkCreated, Permission},
     refresh::{BankTokens, Consent, ConsentId, Link, LinkId, integer_id},
 };
 
-use super::{Callback, NewLink, RefreshError, Refresher, invalid, snapshots};
+use super::{AuthorisationReturn, Callback, NewLink, RefreshError, Refresher, invalid, snapshots};
 
 impl Refresher {
     /// Creates a link and its consent at the bank; the consent then awaits the customer at
@@ -47,6 +47,7 @@ impl Refresher {
         if permissions.is_empty() {
             return Err(invalid("permissions", "must name at least one permission"));
         }
+        let redirect_uri = provider.redirect_uri(&self.inner.config.callback_url);
         let bank = connector
             .create_consent(&ConsentRequest {
                 permissions: permissions.clone(),
@@ -54,11 +55,17 @@ impl Refresher {
                 history_from: now.date() - time::Duration::days(self.inner.config.history_days),
                 customer_tax_id: customer.personal_tax_id.clone(),
                 customer_ip: req.customer_ip.clone(),
+                redirect_uri: Some(redirect_uri.clone()),
             })
             .await
             .map_err(RefreshError::Bank)?;
         let state = secret();
-        let url = connector.authorisation_url(&bank, &self.inner.config.callback_url, &state);
+        let authorisation = connector
+            .authorisation(&bank, &redirect_uri, &state)
+            .await
+            .map_err(RefreshError::Bank)?;
+        let context = (authorisation.context != AuthContext::default())
+            .then(|| serde_json::to_string(&authorisation.context).expect("a context serialises"));
         let link_id = LinkId::new();
         let link = Link {
             id: link_id,
@@ -82,16 +89,18 @@ impl Refresher {
             expires_at: bank.expires_at.or(req.expires_at),
             external_track_id: req.external_track_id,
             reconnect_required: false,
-            authorisation_url: Some(url),
+            authorisation_url: Some(authorisation.url),
             redirect_url: req.redirect_url,
             next_refresh_at: None,
             last_refreshed_at: None,
+            authorised_at: None,
             created_at: now,
             updated_at: now,
         };
         let mut tx = self.store().begin().await?;
         tx.insert_link(&link).await?;
-        tx.insert_consent(&consent, &state).await?;
+        tx.insert_consent(&consent, &state, context.as_deref())
+            .await?;
         let data = EventData::LinkCreated(LinkCreated {
             customer: snapshots::customer(&customer),
             provider: snapshots::provider(provider),
@@ -166,21 +175,20 @@ impl Refresher {
         Ok(true)
     }
 
-    /// The bank sent the customer back: exchange the code, or record the refusal.
+    /// The bank sent the customer back: check what it sent and exchange the code, or record
+    /// the refusal.
     pub async fn complete_authorisation(
         &self,
-        state: &str,
-        code: Option<&str>,
-        error: Option<&str>,
+        ret: AuthorisationReturn<'_>,
     ) -> Result<Callback, RefreshError> {
-        let consent = self
-            .store()
-            .consent_by_state(state)
-            .await?
-            .ok_or(RefreshError::NotFound(
-                "authorisation in progress for this state",
-            ))?;
-        if let Some(error) = error {
+        let (consent, context) =
+            self.store()
+                .consent_by_state(ret.state)
+                .await?
+                .ok_or(RefreshError::NotFound(
+                    "authorisation in progress for this state",
+                ))?;
+        if let Some(error) = ret.error {
             return match error {
                 "access_denied" => {
                     self.refuse(
@@ -202,17 +210,26 @@ impl Refresher {
                 }
             };
         }
-        let Some(code) = code else {
+        let Some(code) = ret.code else {
             return Err(invalid(
                 "code",
                 "the callback carries neither a code nor an error",
             ));
         };
-        let (_, connector) = self
+        let (provider, connector) = self
             .bank(&consent.provider_id)
             .ok_or(RefreshError::NotFound("provider"))?;
+        let context: AuthContext = context
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default();
+        let redirect_uri = provider.redirect_uri(&self.inner.config.callback_url);
+        let returned = AuthReturn {
+            state: ret.state.to_string(),
+            code: code.to_string(),
+            id_token: ret.id_token.map(str::to_string),
+        };
         let tokens = match connector
-            .exchange_code(code, &self.inner.config.callback_url)
+            .finish_authorisation(&returned, &context, &consent.bank_consent_id, &redirect_uri)
             .await
         {
             Ok(t) => t,
@@ -222,16 +239,19 @@ impl Refresher {
                         &consent,
                         ConsentStatus::Error,
                         EventType::ConsentError,
-                        format!("exchanging the code failed: {}", e.detail),
+                        format!("completing the authorisation failed: {}", e.detail),
                     )
                     .await;
             }
         };
         let now = freshet_model::time::now();
+        let expires_at = self.granted_expiry(connector, &consent, &tokens, now).await;
         let authorised = Consent {
             status: ConsentStatus::Authorised,
             permissions_granted: consent.permissions_requested.clone(),
             authorisation_url: None,
+            expires_at,
+            authorised_at: Some(now),
             updated_at: now,
             // The first import starts with the scheduler's next pass.
             next_refresh_at: Some(now),
@@ -250,6 +270,7 @@ impl Refresher {
                 &bank_tokens,
                 &authorised.permissions_granted,
                 now,
+                expires_at,
             )
             .await?
         {
@@ -274,6 +295,31 @@ impl Refresher {
             authorised: true,
             detail: None,
         })
+    }
+
+    /// The expiry the bank actually granted, read back once the customer authorised: banks
+    /// shorten what was asked (Berlin Group's `validUntil`). What was known before stands if
+    /// the bank does not say.
+    async fn granted_expiry(
+        &self,
+        connector: &freshet_banks::Connector,
+        consent: &Consent,
+        tokens: &freshet_banks::Tokens,
+        now: time::OffsetDateTime,
+    ) -> Option<time::OffsetDateTime> {
+        let session = freshet_banks::Session {
+            bank_consent_id: &consent.bank_consent_id,
+            access_token: &tokens.access_token,
+            customer_ip: None,
+            auth_date: Some(now),
+        };
+        match connector.consent_details(&session).await {
+            Ok(details) => details.expires_at.or(consent.expires_at),
+            Err(e) => {
+                tracing::warn!(consent = %consent.id, error = %e, "the bank did not say when the consent expires");
+                consent.expires_at
+            }
+        }
     }
 
     /// A consent the customer or the bank did not authorise.
@@ -323,6 +369,7 @@ impl Refresher {
                 bank_consent_id: &consent.bank_consent_id,
                 access_token: &tokens.access_token,
                 customer_ip: None,
+                auth_date: consent.authorised_at,
             };
             if let Err(e) = connector.revoke(&session).await {
                 tracing::warn!(consent = %id, error = %e, "the bank did not confirm the revocation");

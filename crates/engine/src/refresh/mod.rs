@@ -113,6 +113,16 @@ pub struct RefreshRequest {
     pub customer_ip: Option<String>,
 }
 
+/// What the bank sent the customer back with: the query of the plain flow, or the fragment
+/// of the hybrid flow (`code` and `id_token`) that freshet's callback page posts back.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuthorisationReturn<'a> {
+    pub state: &'a str,
+    pub code: Option<&'a str>,
+    pub id_token: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
 /// What the OAuth callback did.
 #[derive(Clone, Debug)]
 pub struct Callback {

@@ -274,6 +274,7 @@ async fn fetch_into(
         bank_consent_id: &consent.bank_consent_id,
         access_token: &tokens.access_token,
         customer_ip: sub.customer_ip.as_deref(),
+        auth_date: consent.authorised_at,
     };
     let listed = connector.accounts(&session).await.map_err(data_err)?;
     let mut with_balances = Vec::with_capacity(listed.len());

@@ -166,12 +166,13 @@ async fn consent(db: &TestDb, provider: &str) -> (freshet_model::ApplicationId, 
         redirect_url: None,
         next_refresh_at: Some(now - Duration::minutes(1)),
         last_refreshed_at: None,
+        authorised_at: None,
         created_at: now,
         updated_at: now,
     };
     let mut tx = db.store.begin().await.unwrap();
     tx.insert_link(&link).await.unwrap();
-    tx.insert_consent(&c, &format!("state-{}", c.id))
+    tx.insert_consent(&c, &format!("state-{}", c.id), None)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -72,12 +72,13 @@ async fn fixture(db: &TestDb) -> Fixture {
         redirect_url: None,
         next_refresh_at: None,
         last_refreshed_at: None,
+        authorised_at: None,
         created_at: now,
         updated_at: now,
     };
     let mut tx = db.store.begin().await.unwrap();
     tx.insert_link(&link).await.unwrap();
-    tx.insert_consent(&consent, &format!("state-{}", consent.id))
+    tx.insert_consent(&consent, &format!("state-{}", consent.id), None)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -1,0 +1,443 @@
+//! The provider registry: the operator's TOML file naming the banks a node may use, with the
+//! credentials and security profile each demands. Loaded and checked once at start: a wrong
+//! file stops the node with an error naming the file, the provider and the field.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use freshet_fapi::{Certificate, PrivateKey, SigningKey};
+use serde::Deserialize;
+
+use crate::{Provider, Security, Standard, TokenAuth};
+
+/// What is wrong with a registry file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {}{}{message}", file.display(), provider.as_ref().map(|p| format!("provider `{p}`: ")).unwrap_or_default(), field.map(|f| format!("`{f}`: ")).unwrap_or_default())]
+pub struct RegistryError {
+    pub file: PathBuf,
+    pub provider: Option<String>,
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    provider: Vec<Entry>,
+}
+
+/// One `[[provider]]` table, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    id: String,
+    name: String,
+    standard: String,
+    country: String,
+    bank_code: Option<String>,
+    institution_code: Option<String>,
+    yodlee_provider_id: Option<i64>,
+    issuer: Option<String>,
+    authorize_url: Option<String>,
+    token_url: Option<String>,
+    par_url: Option<String>,
+    api_base: String,
+    client_id: String,
+    redirect_uri: Option<String>,
+    token_auth: Option<TokenAuth>,
+    transport_cert: Option<PathBuf>,
+    transport_key: Option<PathBuf>,
+    signing_key: Option<PathBuf>,
+    signing_kid: Option<String>,
+    signing_cert: Option<PathBuf>,
+    client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    sign_requests: bool,
+    ca: Option<PathBuf>,
+    concurrency: Option<usize>,
+    unattended_per_day: Option<u32>,
+    timeout_seconds: Option<u64>,
+}
+
+/// Loads and checks a registry file. Relative paths inside it are relative to its folder.
+pub fn load(file: &Path) -> Result<Vec<Provider>, RegistryError> {
+    let whole = |message: String| RegistryError {
+        file: file.to_path_buf(),
+        provider: None,
+        field: None,
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| whole(format!("cannot read: {e}")))?;
+    let parsed: File = toml::from_str(&text).map_err(|e| whole(e.to_string()))?;
+    if parsed.provider.is_empty() {
+        return Err(whole("no [[provider]] tables".into()));
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for entry in parsed.provider {
+        let id = entry.id.clone();
+        let err = |field: &'static str, message: String| RegistryError {
+            file: file.to_path_buf(),
+            provider: Some(id.clone()),
+            field: Some(field),
+            message,
+        };
+        if !seen.insert(entry.id.clone()) {
+            return Err(err("id", "appears twice".into()));
+        }
+        out.push(
+            Checked { dir, entry }
+                .provider()
+                .map_err(|(f, m)| err(f, m))?,
+        );
+    }
+    Ok(out)
+}
+
+type FieldResult<T> = Result<T, (&'static str, String)>;
+
+struct Checked<'a> {
+    dir: &'a Path,
+    entry: Entry,
+}
+
+fn standard(s: &str) -> FieldResult<Standard> {
+    match s {
+        "obie" => Ok(Standard::Obie),
+        "berlin_group" => Ok(Standard::BerlinGroup),
+        "ofb" | "open_finance_brasil" => Ok(Standard::OpenFinanceBrasil),
+        other => Err((
+            "standard",
+            format!("`{other}` is not obie, berlin_group or ofb"),
+        )),
+    }
+}
+
+/// An absolute http(s) URL; plain http only to this machine.
+fn url(field: &'static str, v: &str) -> FieldResult<String> {
+    let u = url::Url::parse(v).map_err(|e| (field, format!("`{v}` is not a URL: {e}")))?;
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match u.scheme() {
+        "https" => Ok(v.trim_end_matches('/').to_string()),
+        "http" if loopback => Ok(v.trim_end_matches('/').to_string()),
+        _ => Err((field, format!("`{v}` must be an https URL"))),
+    }
+}
+
+impl Checked<'_> {
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.dir.join(p)
+        }
+    }
+
+    fn read(&self, field: &'static str, p: &Path) -> FieldResult<String> {
+        let path = self.path(p);
+        std::fs::read_to_string(&path)
+            .map_err(|e| (field, format!("cannot read {}: {e}", path.display())))
+    }
+
+    /// A private key file: readable, not readable by others, and a key.
+    fn key(&self, field: &'static str, p: &Path) -> FieldResult<PrivateKey> {
+        let path = self.path(p);
+        #[cfg(unix)]
+        if let Ok(meta) = std::fs::metadata(&path) {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o007 != 0 {
+                return Err((
+                    field,
+                    format!(
+                        "{} is readable by others (mode {mode:o}): chmod o-rwx it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        let pem = self.read(field, p)?;
+        PrivateKey::from_pem(&pem).map_err(|e| (field, format!("{}: {e}", path.display())))
+    }
+
+    fn cert(&self, field: &'static str, p: &Path) -> FieldResult<Certificate> {
+        let pem = self.read(field, p)?;
+        Certificate::from_pem(&pem).map_err(|e| (field, e.to_string()))
+    }
+
+    fn provider(self) -> FieldResult<Provider> {
+        let e = &self.entry;
+        let standard = standard(&e.standard)?;
+        if e.id.is_empty()
+            || !e
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(("id", "use lower-case letters, digits and `-`".into()));
+        }
+        if e.client_id.trim().is_empty() {
+            return Err(("client_id", "must not be empty".into()));
+        }
+        let api_base = url("api_base", &e.api_base)?;
+        let issuer = e.issuer.as_deref().map(|v| url("issuer", v)).transpose()?;
+        let authorize_url = e
+            .authorize_url
+            .as_deref()
+            .map(|v| url("authorize_url", v))
+            .transpose()?;
+        let token_url = e
+            .token_url
+            .as_deref()
+            .map(|v| url("token_url", v))
+            .transpose()?;
+        let par_url = e
+            .par_url
+            .as_deref()
+            .map(|v| url("par_url", v))
+            .transpose()?;
+        let redirect_uri = e
+            .redirect_uri
+            .as_deref()
+            .map(|v| url("redirect_uri", v))
+            .transpose()?;
+        let endpoints_given = authorize_url.is_some() && token_url.is_some();
+        match standard {
+            Standard::BerlinGroup if !endpoints_given => {
+                return Err((
+                    "authorize_url",
+                    "Berlin Group banks publish no discovery: give authorize_url and token_url"
+                        .into(),
+                ));
+            }
+            Standard::Obie | Standard::OpenFinanceBrasil if issuer.is_none() => {
+                return Err((
+                    "issuer",
+                    "ID tokens are checked against the issuer: give it (its discovery document \
+                     gives the endpoints the file leaves out)"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        let token_auth = e.token_auth.unwrap_or(match standard {
+            Standard::BerlinGroup => TokenAuth::TlsClientAuth,
+            _ => TokenAuth::PrivateKeyJwt,
+        });
+
+        let transport = match (&e.transport_cert, &e.transport_key) {
+            (Some(c), Some(k)) => {
+                let cert = self.cert("transport_cert", c)?;
+                let key = self.key("transport_key", k)?;
+                if cert
+                    .public_key()
+                    .map_err(|e| ("transport_cert", e.to_string()))?
+                    != key.public_key()
+                {
+                    return Err((
+                        "transport_key",
+                        "the key does not match transport_cert".into(),
+                    ));
+                }
+                Some((
+                    self.read("transport_cert", c)?,
+                    self.read("transport_key", k)?,
+                ))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(("transport_key", "transport_cert needs its key".into()));
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "transport_cert",
+                    "transport_key needs its certificate".into(),
+                ));
+            }
+        };
+        if transport.is_none() && token_auth == TokenAuth::TlsClientAuth {
+            return Err((
+                "transport_cert",
+                "tls_client_auth needs the transport certificate and key".into(),
+            ));
+        }
+
+        let signing = match &e.signing_key {
+            Some(p) => {
+                let key = self.key("signing_key", p)?;
+                let kid = e
+                    .signing_kid
+                    .clone()
+                    .unwrap_or_else(|| key.public_key().thumbprint());
+                Some(SigningKey::new(kid, key))
+            }
+            None => None,
+        };
+        let signing_cert = match &e.signing_cert {
+            Some(p) => {
+                let cert = self.cert("signing_cert", p)?;
+                let Some(key) = &signing else {
+                    return Err(("signing_key", "signing_cert needs its key".into()));
+                };
+                if cert
+                    .public_key()
+                    .map_err(|e| ("signing_cert", e.to_string()))?
+                    != key.key.public_key()
+                {
+                    return Err(("signing_key", "the key does not match signing_cert".into()));
+                }
+                Some(cert)
+            }
+            None => None,
+        };
+        if signing.is_none()
+            && (token_auth == TokenAuth::PrivateKeyJwt || standard != Standard::BerlinGroup)
+        {
+            return Err((
+                "signing_key",
+                "client assertions and request objects are signed: give the signing key".into(),
+            ));
+        }
+        if e.sign_requests && signing_cert.is_none() {
+            return Err((
+                "signing_cert",
+                "sign_requests needs the signing certificate (TPP-Signature-Certificate)".into(),
+            ));
+        }
+        let client_secret = match (&e.client_secret_file, token_auth) {
+            (Some(p), _) => Some(secrecy::SecretString::from(
+                self.read("client_secret_file", p)?.trim().to_string(),
+            )),
+            (None, TokenAuth::ClientSecretBasic) => {
+                return Err((
+                    "client_secret_file",
+                    "client_secret_basic needs the secret's file".into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        let ca =
+            e.ca.as_ref()
+                .map(|p| {
+                    let pem = self.read("ca", p)?;
+                    Certificate::all_from_pem(&pem).map_err(|e| ("ca", e.to_string()))?;
+                    Ok(pem)
+                })
+                .transpose()?;
+        let timeout = Duration::from_secs(e.timeout_seconds.unwrap_or(30));
+        if timeout.is_zero() {
+            return Err(("timeout_seconds", "must be at least 1".into()));
+        }
+        let concurrency = e.concurrency.unwrap_or(16);
+        if concurrency == 0 {
+            return Err(("concurrency", "must be at least 1".into()));
+        }
+        let client = http_client(transport.as_ref(), ca.as_deref(), timeout)
+            .map_err(|m| ("transport_cert", m))?;
+        let code = e.bank_code.clone().unwrap_or_else(|| e.id.to_uppercase());
+        Ok(Provider {
+            id: e.id.clone(),
+            name: e.name.clone(),
+            institution_code: e.institution_code.clone().unwrap_or_else(|| code.clone()),
+            code,
+            numeric_id: e.yodlee_provider_id.unwrap_or_else(|| numeric_id(&e.id)),
+            standard,
+            country: e.country.clone(),
+            api_base,
+            authorize_url: authorize_url.unwrap_or_default(),
+            token_url: token_url.unwrap_or_default(),
+            concurrency,
+            unattended_per_day: e.unattended_per_day.unwrap_or(4),
+            timeout,
+            security: Some(Arc::new(Security {
+                client_id: e.client_id.clone(),
+                redirect_uri,
+                token_auth,
+                issuer,
+                par_url,
+                signing,
+                signing_cert,
+                sign_requests: e.sign_requests,
+                client_secret,
+                client,
+                transport_cert: e
+                    .transport_cert
+                    .as_ref()
+                    .map(|p| self.path(p).display().to_string()),
+            })),
+        })
+    }
+}
+
+/// The trust roots a registry names (`ca`), for tools that play the customer's browser at
+/// the banks' pages; nothing else in the file is read or checked.
+pub fn trust_roots(file: &Path) -> Result<Vec<String>, RegistryError> {
+    let err = |message: String| RegistryError {
+        file: file.to_path_buf(),
+        provider: None,
+        field: Some("ca"),
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| err(format!("cannot read: {e}")))?;
+    let doc: toml::Table = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut roots: Vec<String> = Vec::new();
+    let providers = doc.get("provider").and_then(|p| p.as_array());
+    for ca in providers
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.get("ca")?.as_str())
+    {
+        let path = dir.join(ca);
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        if !roots.contains(&pem) {
+            roots.push(pem);
+        }
+    }
+    Ok(roots)
+}
+
+/// The HTTP client for one bank: its transport identity for mutual TLS and its trust roots
+/// (the system's when the registry names none). Redirects are never followed.
+pub fn http_client(
+    transport: Option<&(String, String)>,
+    ca: Option<&str>,
+    timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout);
+    if let Some((cert, key)) = transport {
+        let identity = reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes())
+            .map_err(|e| format!("the transport certificate and key are not usable: {e}"))?;
+        b = b.identity(identity);
+    }
+    if let Some(ca) = ca {
+        b = b.tls_built_in_root_certs(false);
+        for cert in Certificate::all_from_pem(ca).map_err(|e| e.to_string())? {
+            let c = reqwest::Certificate::from_der(cert.der()).map_err(|e| e.to_string())?;
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
+}
+
+/// A stable integer for a provider that names no Yodlee id.
+fn numeric_id(id: &str) -> i64 {
+    let h = freshet_fapi::sha256(id.as_bytes());
+    i64::from_be_bytes([0, 0, h[0], h[1], h[2], h[3], h[4], h[5]]) % 1_000_000 + 1_000_000
+}
