@@ -13,6 +13,7 @@ pub mod brasil;
 mod http;
 pub mod obie;
 mod types;
+mod wire;
 
 pub use freshet_model::{ConsentStatus, ResultCode, Standard, reconcile::BankTxn};
 pub use types::*;
