@@ -6,24 +6,25 @@
 //! (`CONSENT_EXPIRED`, `CONSENT_INVALID`, `ACCESS_EXCEEDED` — a 429 with no `Retry-After`
 //! that lasts until the next day).
 
+mod wire;
+
 use std::time::Duration;
 
 use freshet_model::{ConsentStatus, ResultCode, reconcile::TxnStatus};
 use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use time::{
-    Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
-};
+use time::{Date, OffsetDateTime};
 
 use crate::{
     BankAccount, BankBalance, BankConsent, BankError, BankTxn, ConsentRequest, Session,
-    http::{Api, by_status, extend_page, first_text},
+    http::{Api, by_status},
+    wire::{
+        FieldError, Rows, YMD, convert_rows, extend_page, lenient, malformed, parse, raw_rows,
+        with_raw,
+    },
 };
 
 const MAX_PAGES: usize = 500;
-const YMD: &[time::format_description::FormatItem<'static>] =
-    format_description!("[year]-[month]-[day]");
 
 #[derive(Clone, Debug)]
 pub struct Berlin {
@@ -43,8 +44,11 @@ pub fn consent_status(s: &str) -> ConsentStatus {
 }
 
 fn map_error(status: StatusCode, _: &HeaderMap, body: &Value) -> BankError {
-    let code = first_text(body, "tppMessages", "code");
-    let result = match code.as_str() {
+    let body: wire::ErrorResponse = lenient(body);
+    let first = body.tpp_messages.first();
+    let code = first.and_then(|m| m.code.as_deref()).unwrap_or_default();
+    let text = first.and_then(|m| m.text.as_deref()).unwrap_or_default();
+    let result = match code {
         "CONSENT_EXPIRED" | "RESOURCE_EXPIRED" => ResultCode::ConnectionExpired,
         "CONSENT_INVALID" => ResultCode::ConnectionRevoked,
         "CONSENT_UNKNOWN" => ResultCode::ConsentNotFound,
@@ -55,12 +59,9 @@ fn map_error(status: StatusCode, _: &HeaderMap, body: &Value) -> BankError {
     };
     let mut err = BankError::new(
         result,
-        format!(
-            "Berlin Group {status} {code} {}",
-            first_text(body, "tppMessages", "text")
-        )
-        .trim()
-        .to_string(),
+        format!("Berlin Group {status} {code} {text}")
+            .trim()
+            .to_string(),
     );
     if result == ResultCode::ProviderRequestLimit {
         // The daily budget resets at the start of the next (UTC) day.
@@ -73,14 +74,79 @@ fn map_error(status: StatusCode, _: &HeaderMap, body: &Value) -> BankError {
     err
 }
 
-fn amount(v: &Value) -> Result<Decimal, BankError> {
-    let raw = v["amount"].as_str().unwrap_or_default();
-    raw.parse().map_err(|_| {
-        BankError::new(
-            ResultCode::ProviderFailure,
-            format!("Berlin Group amount `{raw}`"),
-        )
+fn account(a: wire::Account) -> BankAccount {
+    BankAccount {
+        id: a.resource_id,
+        currency: a.currency,
+        name: a.name.or(a.product),
+        kind: a.cash_account_type,
+        identification: a.iban.or(a.bban),
+    }
+}
+
+fn balance(b: wire::Balance) -> BankBalance {
+    BankBalance {
+        kind: b.balance_type,
+        amount: b.balance_amount.amount.0,
+        currency: b.balance_amount.currency,
+        at: b
+            .last_change_date_time
+            .map(|t| t.0)
+            .or_else(|| b.reference_date.map(|d| d.0.midnight().assume_utc())),
+    }
+}
+
+/// A transaction of the `booked` or `pending` list; Berlin Group ids carry no immutability
+/// promise.
+fn transaction(t: wire::Transaction, status: TxnStatus) -> Result<BankTxn, FieldError> {
+    let date = t
+        .booking_date
+        .or(t.value_date)
+        .or(t.transaction_date)
+        .ok_or((
+            "bookingDate",
+            "missing field, and no valueDate either".to_string(),
+        ))?;
+    Ok(BankTxn {
+        provider_id: t.transaction_id.or(t.entry_reference),
+        immutable_id: false,
+        status,
+        booking_date: date.0,
+        amount: t.transaction_amount.amount.0,
+        currency: t.transaction_amount.currency,
+        description: t
+            .remittance_information_unstructured
+            .or(t.creditor_name)
+            .or(t.debtor_name)
+            .unwrap_or_default(),
     })
+}
+
+/// One page of transactions: its booked and pending rows, converted and each with the JSON
+/// it came from, and the link to the next page.
+type TxnPage = ([Rows<BankTxn>; 2], Option<String>);
+
+fn transactions_page(what: &str, mut body: Value) -> Result<TxnPage, BankError> {
+    let parsed: wire::TransactionsResponse = parse(what, &body)?;
+    let Some(report) = parsed.transactions else {
+        if parsed.links.and_then(|l| l.download).is_some() {
+            return Err(malformed(
+                what,
+                "_links.download",
+                "the bank offers the report only as a download, which freshet does not read",
+            ));
+        }
+        return Ok(([Vec::new(), Vec::new()], None));
+    };
+    let booked = convert_rows(what, "transactions.booked", report.booked, |t| {
+        transaction(t, TxnStatus::Booked)
+    })?;
+    let pending = convert_rows(what, "transactions.pending", report.pending, |t| {
+        transaction(t, TxnStatus::Pending)
+    })?;
+    let booked = with_raw(raw_rows(&mut body, "/transactions/booked"), booked);
+    let pending = with_raw(raw_rows(&mut body, "/transactions/pending"), pending);
+    Ok(([booked, pending], report.links.next.and_then(|n| n.href)))
 }
 
 impl Berlin {
@@ -127,15 +193,10 @@ impl Berlin {
                 .header("TPP-Nok-Redirect-URI", uri);
         }
         let out = self.api.json(req, map_error).await?;
-        let id = out["consentId"].as_str().ok_or_else(|| {
-            BankError::new(
-                ResultCode::ProviderFailure,
-                "Berlin Group consent without consentId",
-            )
-        })?;
+        let created: wire::ConsentCreated = parse("Berlin Group consent", &out)?;
         Ok(BankConsent {
-            bank_consent_id: id.to_string(),
-            status: consent_status(out["consentStatus"].as_str().unwrap_or_default()),
+            status: consent_status(&created.consent_status),
+            bank_consent_id: created.consent_id,
             expires_at: r.expires_at,
         })
     }
@@ -148,15 +209,22 @@ impl Berlin {
             .api
             .json(self.data(self.api.get(&url), s), map_error)
             .await?;
-        let valid_until = out["validUntil"]
-            .as_str()
-            .and_then(|d| time::Date::parse(d, YMD).ok())
-            // Valid through that day: it ends at the next midnight.
-            .map(|d| (d + time::Duration::DAY).midnight().assume_utc());
+        let info: wire::ConsentInformation = parse("Berlin Group consent", &out)?;
+        let valid_until = time::Date::parse(&info.valid_until, YMD).map_err(|_| {
+            BankError::new(
+                ResultCode::ProviderFailure,
+                format!(
+                    "Berlin Group consent: validUntil: `{}` is not a date",
+                    info.valid_until
+                ),
+            )
+        })?;
         Ok(BankConsent {
             bank_consent_id: s.bank_consent_id.to_string(),
-            status: consent_status(out["consentStatus"].as_str().unwrap_or_default()),
-            expires_at: valid_until.filter(|d| d.year() < 9999),
+            status: consent_status(&info.consent_status),
+            // Valid through that day: it ends at the next midnight; 9999-12-31 is "no end".
+            expires_at: (valid_until.year() < 9999)
+                .then(|| (valid_until + time::Duration::DAY).midnight().assume_utc()),
         })
     }
 
@@ -168,26 +236,8 @@ impl Berlin {
                 map_error,
             )
             .await?;
-        Ok(out["accounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| {
-                Some(BankAccount {
-                    id: a["resourceId"].as_str()?.to_string(),
-                    currency: a["currency"].as_str().unwrap_or("XXX").to_string(),
-                    name: a["name"]
-                        .as_str()
-                        .or(a["product"].as_str())
-                        .map(str::to_string),
-                    kind: a["cashAccountType"].as_str().map(str::to_string),
-                    identification: a["iban"]
-                        .as_str()
-                        .or(a["bban"].as_str())
-                        .map(str::to_string),
-                })
-            })
-            .collect())
+        let list: wire::AccountList = parse("Berlin Group accounts", &out)?;
+        Ok(list.accounts.into_iter().map(account).collect())
     }
 
     pub async fn balances(
@@ -200,30 +250,8 @@ impl Berlin {
             .api
             .json(self.data(self.api.get(&url), s), map_error)
             .await?;
-        out["balances"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|b| {
-                Ok(BankBalance {
-                    kind: b["balanceType"].as_str().unwrap_or("unknown").to_string(),
-                    amount: amount(&b["balanceAmount"])?,
-                    currency: b["balanceAmount"]["currency"]
-                        .as_str()
-                        .unwrap_or("XXX")
-                        .to_string(),
-                    at: b["lastChangeDateTime"]
-                        .as_str()
-                        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
-                        .or_else(|| {
-                            b["referenceDate"]
-                                .as_str()
-                                .and_then(|d| Date::parse(d, YMD).ok())
-                                .map(|d| d.midnight().assume_utc())
-                        }),
-                })
-            })
-            .collect()
+        let list: wire::BalanceResponse = parse("Berlin Group balances", &out)?;
+        Ok(list.balances.into_iter().map(balance).collect())
     }
 
     pub async fn transactions(
@@ -240,62 +268,24 @@ impl Berlin {
         )));
         // (rows, where the previous page's rows start), booked then pending.
         let mut lists = [(Vec::new(), 0), (Vec::new(), 0)];
-        for _ in 0..MAX_PAGES {
+        for page_no in 1..=MAX_PAGES {
             let Some(url) = next.take() else { break };
-            let mut page = self
+            let body = self
                 .api
                 .json(self.data(self.api.get(&url), s), map_error)
                 .await?;
-            let t = &mut page["transactions"];
-            for ((rows, previous), list) in lists.iter_mut().zip(["booked", "pending"]) {
-                let page_rows = t[list]
-                    .as_array_mut()
-                    .map(std::mem::take)
-                    .unwrap_or_default();
-                *previous = extend_page(rows, *previous, page_rows);
+            let what = match page_no {
+                1 => "Berlin Group transactions".to_string(),
+                n => format!("Berlin Group transactions, page {n}"),
+            };
+            let (pages, link) = transactions_page(&what, body)?;
+            for ((rows, previous), page) in lists.iter_mut().zip(pages) {
+                *previous = extend_page(rows, *previous, page);
             }
-            next = t["_links"]["next"]["href"]
-                .as_str()
-                .map(|n| self.api.url(n));
+            next = link.map(|n| self.api.url(&n));
         }
         let [(booked, _), (pending, _)] = lists;
-        booked
-            .iter()
-            .map(|row| self.txn(row, TxnStatus::Booked))
-            .chain(pending.iter().map(|row| self.txn(row, TxnStatus::Pending)))
-            .collect()
-    }
-
-    fn txn(&self, t: &Value, status: TxnStatus) -> Result<BankTxn, BankError> {
-        let date = t["bookingDate"]
-            .as_str()
-            .or(t["valueDate"].as_str())
-            .or(t["transactionDate"].as_str());
-        let description = t["remittanceInformationUnstructured"]
-            .as_str()
-            .or(t["creditorName"].as_str())
-            .or(t["debtorName"].as_str())
-            .unwrap_or_default();
-        Ok(BankTxn {
-            provider_id: t["transactionId"]
-                .as_str()
-                .or(t["entryReference"].as_str())
-                .map(str::to_string),
-            immutable_id: false,
-            status,
-            booking_date: date.and_then(|d| Date::parse(d, YMD).ok()).ok_or_else(|| {
-                BankError::new(
-                    ResultCode::ProviderFailure,
-                    "Berlin Group transaction without a date",
-                )
-            })?,
-            amount: amount(&t["transactionAmount"])?,
-            currency: t["transactionAmount"]["currency"]
-                .as_str()
-                .unwrap_or("XXX")
-                .to_string(),
-            description: description.to_string(),
-        })
+        Ok(booked.into_iter().chain(pending).map(|(_, t)| t).collect())
     }
 
     pub async fn revoke(&self, s: &Session<'_>) -> Result<(), BankError> {
@@ -309,12 +299,243 @@ impl Berlin {
 
 #[cfg(test)]
 mod tests {
+    use rust_decimal::Decimal;
     use serde_json::json;
+    use time::macros::{date, datetime};
 
     use super::*;
 
     fn msg(code: &str) -> Value {
         json!({"tppMessages": [{"category": "ERROR", "code": code, "text": "x"}]})
+    }
+
+    /// A booked transaction as the specification's example shows one.
+    fn booked() -> Value {
+        json!({
+            "transactionId": "1234567",
+            "creditorName": "John Miles",
+            "creditorAccount": {"iban": "DE67100100101306118605"},
+            "transactionAmount": {"currency": "EUR", "amount": "-256.67"},
+            "bookingDate": "2017-10-25",
+            "valueDate": "2017-10-26",
+            "remittanceInformationUnstructured": "Example 1"
+        })
+    }
+
+    fn pending() -> Value {
+        json!({
+            "transactionId": "1234569",
+            "creditorName": "Claude Renault",
+            "creditorAccount": {"iban": "FR7612345987650123456789014"},
+            "transactionAmount": {"currency": "EUR", "amount": "-100.03"},
+            "valueDate": "2017-10-26",
+            "remittanceInformationUnstructured": "Example 3"
+        })
+    }
+
+    fn report(booked: Vec<Value>, pending: Vec<Value>) -> Value {
+        json!({
+            "account": {"iban": "DE2310010010123456788"},
+            "transactions": {
+                "booked": booked,
+                "pending": pending,
+                "_links": {"account": {"href": "/v1/accounts/3dc3d5b3-7023-4848-9853-f5400a64e80f"},
+                           "next": {"href": "/v1/accounts/3dc3d5b3/transactions?page=2"}}
+            }
+        })
+    }
+
+    fn txns(body: Value) -> Result<(Vec<BankTxn>, Option<String>), BankError> {
+        let (lists, next) = transactions_page("Berlin Group transactions", body)?;
+        Ok((lists.into_iter().flatten().map(|(_, t)| t).collect(), next))
+    }
+
+    #[test]
+    fn a_report_as_the_specification_shows_it() {
+        let mut extra = pending();
+        extra["entryDetails"] = json!([{"somethingNew": true}]);
+        extra["aBanksOwnField"] = json!("kept out of the way");
+        let (got, next) = txns(report(vec![booked()], vec![extra])).unwrap();
+        assert_eq!(
+            next.as_deref(),
+            Some("/v1/accounts/3dc3d5b3/transactions?page=2")
+        );
+        assert_eq!(
+            got,
+            vec![
+                BankTxn {
+                    provider_id: Some("1234567".into()),
+                    immutable_id: false,
+                    status: TxnStatus::Booked,
+                    booking_date: date!(2017 - 10 - 25),
+                    amount: Decimal::new(-25667, 2),
+                    currency: "EUR".into(),
+                    description: "Example 1".into(),
+                },
+                BankTxn {
+                    provider_id: Some("1234569".into()),
+                    immutable_id: false,
+                    status: TxnStatus::Pending,
+                    booking_date: date!(2017 - 10 - 26),
+                    amount: Decimal::new(-10003, 2),
+                    currency: "EUR".into(),
+                    description: "Example 3".into(),
+                },
+            ]
+        );
+        let (none, next) = txns(json!({"account": {"iban": "DE2310010010123456788"}})).unwrap();
+        assert!(none.is_empty() && next.is_none(), "no report, no rows");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_field_is_a_provider_failure_naming_it() {
+        let mut no_amount = booked();
+        no_amount
+            .as_object_mut()
+            .unwrap()
+            .remove("transactionAmount");
+        let err = txns(report(vec![booked(), no_amount], vec![])).unwrap_err();
+        assert_eq!(err.result, ResultCode::ProviderFailure);
+        assert_eq!(
+            err.detail,
+            "Berlin Group transactions: transactions.booked[1].transactionAmount: missing field"
+        );
+        let mut undated = pending();
+        undated.as_object_mut().unwrap().remove("valueDate");
+        let err = txns(report(vec![], vec![undated])).unwrap_err();
+        assert_eq!(
+            err.detail,
+            "Berlin Group transactions: transactions.pending[0].bookingDate: missing field, and no valueDate either"
+        );
+        let mut bad = booked();
+        bad["transactionAmount"]["amount"] = json!("-256,67");
+        let err = txns(report(vec![bad], vec![])).unwrap_err();
+        assert_eq!(
+            err.detail,
+            "Berlin Group transactions: transactions.booked[0].transactionAmount.amount: invalid amount `-256,67`"
+        );
+        let mut bad = booked();
+        bad["bookingDate"] = json!("25.10.2017");
+        let err = txns(report(vec![bad], vec![])).unwrap_err();
+        assert_eq!(
+            err.detail,
+            "Berlin Group transactions: transactions.booked[0].bookingDate: invalid date `25.10.2017`"
+        );
+        let mut no_links = report(vec![booked()], vec![]);
+        no_links["transactions"]
+            .as_object_mut()
+            .unwrap()
+            .remove("_links");
+        assert_eq!(
+            txns(no_links).unwrap_err().detail,
+            "Berlin Group transactions: transactions._links: missing field"
+        );
+        let download =
+            json!({"_links": {"download": {"href": "/v1/accounts/1/transactions/download/x"}}});
+        assert!(
+            txns(download)
+                .unwrap_err()
+                .detail
+                .contains("_links.download")
+        );
+    }
+
+    #[test]
+    fn accounts_and_balances_as_the_specification_shows_them() {
+        let body = json!({"accounts": [
+            {"resourceId": "3dc3d5b3-7023-4848-9853-f5400a64e80f", "iban": "DE2310010010123456789",
+             "currency": "EUR", "product": "Girokonto", "cashAccountType": "CACC", "name": "Main Account",
+             "_links": {"balances": {"href": "/v1/accounts/3dc3d5b3-7023-4848-9853-f5400a64e80f/balances"}}},
+            {"resourceId": "3dc3d5b3-7023-4848-9853-f5400a64e81g", "iban": "DE2310010010123456788",
+             "currency": "USD", "product": "Fremdwährungskonto", "cashAccountType": "CACC"}
+        ]});
+        let list: wire::AccountList = parse("Berlin Group accounts", &body).unwrap();
+        let got: Vec<_> = list.accounts.into_iter().map(account).collect();
+        assert_eq!(
+            got[1],
+            BankAccount {
+                id: "3dc3d5b3-7023-4848-9853-f5400a64e81g".into(),
+                currency: "USD".into(),
+                name: Some("Fremdwährungskonto".into()),
+                kind: Some("CACC".into()),
+                identification: Some("DE2310010010123456788".into()),
+            }
+        );
+        let mut nameless = body.clone();
+        nameless["accounts"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceId");
+        assert_eq!(
+            parse::<wire::AccountList>("Berlin Group accounts", &nameless)
+                .unwrap_err()
+                .detail,
+            "Berlin Group accounts: accounts[1].resourceId: missing field"
+        );
+        let body = json!({
+            "account": {"iban": "FR7612345987650123456789014"},
+            "balances": [
+                {"balanceType": "closingBooked", "balanceAmount": {"currency": "EUR", "amount": "500.00"},
+                 "referenceDate": "2017-10-25"},
+                {"balanceType": "expected", "balanceAmount": {"currency": "EUR", "amount": "-900.00"},
+                 "lastChangeDateTime": "2017-10-25T15:30:35.035Z"}
+            ]
+        });
+        let list: wire::BalanceResponse = parse("Berlin Group balances", &body).unwrap();
+        let got: Vec<_> = list.balances.into_iter().map(balance).collect();
+        assert_eq!(got[0].at, Some(datetime!(2017-10-25 0:00 UTC)));
+        assert_eq!(
+            got[1],
+            BankBalance {
+                kind: "expected".into(),
+                amount: Decimal::new(-90000, 2),
+                currency: "EUR".into(),
+                at: Some(datetime!(2017-10-25 15:30:35.035 UTC)),
+            }
+        );
+        let mut bad = body;
+        bad["balances"][1]["balanceAmount"]
+            .as_object_mut()
+            .unwrap()
+            .remove("currency");
+        assert_eq!(
+            parse::<wire::BalanceResponse>("Berlin Group balances", &bad)
+                .unwrap_err()
+                .detail,
+            "Berlin Group balances: balances[1].balanceAmount.currency: missing field"
+        );
+    }
+
+    #[test]
+    fn consents_and_statuses() {
+        let created = json!({
+            "consentStatus": "received", "consentId": "1234-wertiq-983",
+            "_links": {"scaRedirect": {"href": "https://www.testbank.com/authentication/1234-wertiq-983"},
+                       "status": {"href": "/v1/consents/1234-wertiq-983/status"}}
+        });
+        let c: wire::ConsentCreated = parse("Berlin Group consent", &created).unwrap();
+        assert_eq!(c.consent_id, "1234-wertiq-983");
+        assert_eq!(
+            consent_status(&c.consent_status),
+            ConsentStatus::AwaitingAuthorisation
+        );
+        assert_eq!(
+            parse::<wire::ConsentCreated>(
+                "Berlin Group consent",
+                &json!({"consentStatus": "received"})
+            )
+            .unwrap_err()
+            .detail,
+            "Berlin Group consent: consentId: missing field"
+        );
+        assert_eq!(consent_status("valid"), ConsentStatus::Authorised);
+        assert_eq!(consent_status("terminatedByTpp"), ConsentStatus::Revoked);
+        assert_eq!(consent_status("expired"), ConsentStatus::Expired);
+        assert_eq!(
+            consent_status("suspended"),
+            ConsentStatus::Error,
+            "not a failure"
+        );
     }
 
     #[test]
@@ -332,9 +553,11 @@ mod tests {
             map_error(StatusCode::UNAUTHORIZED, &h, &msg("TOKEN_EXPIRED")).result,
             ResultCode::AuthExpired
         );
+        let unknown = map_error(StatusCode::FORBIDDEN, &h, &msg("CONSENT_UNKNOWN"));
+        assert_eq!(unknown.result, ResultCode::ConsentNotFound);
         assert_eq!(
-            map_error(StatusCode::FORBIDDEN, &h, &msg("CONSENT_UNKNOWN")).result,
-            ResultCode::ConsentNotFound
+            unknown.detail,
+            "Berlin Group 403 Forbidden CONSENT_UNKNOWN x"
         );
         let limit = map_error(StatusCode::TOO_MANY_REQUESTS, &h, &msg("ACCESS_EXCEEDED"));
         assert_eq!(limit.result, ResultCode::ProviderRequestLimit);
@@ -351,28 +574,20 @@ mod tests {
             .result,
             ResultCode::ProviderMaintenance
         );
+        let short = json!({"tppMessages": [{"code": "CONSENT_EXPIRED"}]});
         assert_eq!(
-            map_error(StatusCode::INTERNAL_SERVER_ERROR, &h, &Value::Null).result,
+            map_error(StatusCode::UNAUTHORIZED, &h, &short).result,
+            ResultCode::ConnectionExpired,
+            "an error body short of its required fields still tells its code"
+        );
+        assert_eq!(
+            map_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &h,
+                &json!({"tppMessages": 1})
+            )
+            .result,
             ResultCode::ProviderFailure
-        );
-    }
-
-    #[test]
-    fn statuses() {
-        assert_eq!(consent_status("valid"), ConsentStatus::Authorised);
-        assert_eq!(
-            consent_status("received"),
-            ConsentStatus::AwaitingAuthorisation
-        );
-        assert_eq!(consent_status("terminatedByTpp"), ConsentStatus::Revoked);
-        assert_eq!(consent_status("expired"), ConsentStatus::Expired);
-    }
-
-    #[test]
-    fn amounts_keep_their_sign() {
-        assert_eq!(
-            amount(&json!({"amount": "-12.5", "currency": "EUR"})).unwrap(),
-            Decimal::new(-125, 1)
         );
     }
 }

@@ -181,24 +181,6 @@ pub(crate) fn oauth_error(status: StatusCode, _: &HeaderMap, body: &Value) -> Ba
     BankError::new(result, format!("token endpoint answered {status} {code}"))
 }
 
-/// The first message text of a standard error body, for details.
-pub fn first_text(v: &Value, list: &str, field: &str) -> String {
-    v[list][0][field].as_str().unwrap_or_default().to_string()
-}
-
-/// Appends a page of rows, leaving out those repeated from the page before: banks repeat
-/// rows across page boundaries, and a repeated row is the same row, not a twin. Genuine
-/// twins differ in their ids, so whole-row equality is the test.
-pub fn extend_page(rows: &mut Vec<Value>, previous: usize, page: Vec<Value>) -> usize {
-    let start = rows.len();
-    for row in page {
-        if !rows[previous..start].contains(&row) {
-            rows.push(row);
-        }
-    }
-    start
-}
-
 /// An HTTP date (RFC 9110 IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);

@@ -6,7 +6,8 @@
 //! says into freshet's words: consent statuses into [`ConsentStatus`], errors into the
 //! [`ResultCode`]s of a refresh, amounts into signed exact decimals, and each standard's
 //! immutability rules into [`BankTxn::immutable_id`]. Nothing above this crate sees a bank's
-//! vocabulary.
+//! vocabulary. Answers are read into typed structs after each standard's OpenAPI document
+//! (`specs/`); one that breaks its standard is a [`ResultCode::ProviderFailure`] naming the field.
 
 pub mod berlin;
 pub mod brasil;
@@ -16,6 +17,7 @@ pub mod obie;
 pub mod registry;
 mod signing;
 mod types;
+mod wire;
 
 pub use freshet_model::{ConsentStatus, ResultCode, Standard, reconcile::BankTxn};
 pub use oauth::{AuthContext, AuthReturn, Authorisation};

@@ -1,7 +1,8 @@
 //! Every connector against the sandbox bank over real HTTP: the whole consent flow, every
-//! page of every list, and each fault kind mapped into freshet's words.
+//! page of every list, each fault kind mapped into freshet's words, and answers that differ
+//! from the sandbox's as real banks' do (fields of their own, fields missing).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use freshet_banks::{
     AuthReturn, BankError, Connector, ConsentRequest, ConsentStatus, Provider, ResultCode, Session,
@@ -10,7 +11,7 @@ use freshet_banks::{
 use freshet_model::{events::Permission, reconcile::TxnStatus};
 use freshet_sandbox::{Sandbox, SandboxConfig, data};
 use reqwest::{Client, redirect::Policy};
-use serde_json::json;
+use serde_json::{Value, json};
 use time::{Duration as Days, OffsetDateTime};
 
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -148,7 +149,10 @@ fn session<'a>(consent: &'a str, tokens: &'a Tokens) -> Session<'a> {
 
 /// The whole flow against one bank, checked against the data the sandbox generates.
 async fn full_flow(id: &str) {
-    let bank = sandbox(config()).await;
+    full_flow_at(&sandbox(config()).await, id).await;
+}
+
+async fn full_flow_at(bank: &Bank, id: &str) {
     let c = bank.connector(id, Duration::from_secs(5));
     let (consent, tokens) = bank.open(&c, "carol").await;
     let s = session(&consent, &tokens);
@@ -358,4 +362,149 @@ async fn berlin_group_ends_older_consents_and_the_connector_says_reconnect() {
     let s = session(&older, &old_tokens);
     assert_eq!(c.consent_status(&s).await.unwrap(), ConsentStatus::Expired);
     assert!(c.accounts(&s).await.unwrap_err().reconnect_required());
+}
+
+/// Rewrites a JSON answer; given the request's path and query.
+type Tamper = Arc<dyn Fn(&str, &mut Value) + Send + Sync>;
+
+/// The sandbox behind a proxy on loopback that rewrites every JSON answer with `tamper`: a bank
+/// that answers what the sandbox does not. Paging links lead back through the proxy.
+async fn tampered(tamper: Tamper) -> Bank {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let root = format!("http://{}", listener.local_addr().unwrap());
+    let upstream = sandbox(SandboxConfig {
+        public_url: Some(root.clone()),
+        ..config()
+    })
+    .await;
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (upstream, tamper) = (upstream.root.clone(), tamper.clone());
+        async move { forward(&upstream, &tamper, req).await }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Bank {
+        root,
+        http: Client::builder().redirect(Policy::none()).build().unwrap(),
+    }
+}
+
+async fn forward(
+    upstream: &str,
+    tamper: &Tamper,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use reqwest::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+
+    let (parts, body) = req.into_parts();
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let mut headers = parts.headers.clone();
+    headers.remove(HOST);
+    let resp = Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .request(parts.method, format!("{upstream}{target}"))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let mut headers = resp.headers().clone();
+    let bytes = resp.bytes().await.unwrap();
+    let body = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(mut v) => {
+            tamper(target, &mut v);
+            serde_json::to_vec(&v).unwrap()
+        }
+        Err(_) => bytes.to_vec(),
+    };
+    headers.remove(CONTENT_LENGTH);
+    headers.remove(TRANSFER_ENCODING);
+    (status, headers, body).into_response()
+}
+
+/// Adds a field of the bank's own to every object of an answer, as banks do.
+fn extend(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            map.values_mut().for_each(extend);
+            map.insert(
+                "bankExtension".into(),
+                json!({"addedBy": "the bank", "list": [1, 2]}),
+            );
+        }
+        Value::Array(items) => items.iter_mut().for_each(extend),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn a_bank_adding_fields_of_its_own_still_gets_every_row_imported() {
+    for id in ["natwest", "tatrabanka", "santander-br"] {
+        let bank = tampered(Arc::new(|_, v: &mut Value| extend(v))).await;
+        full_flow_at(&bank, id).await;
+    }
+}
+
+#[tokio::test]
+async fn a_bank_leaving_out_a_required_field_fails_the_call_naming_it() {
+    let path = |target: &str| target.split('?').next().unwrap_or_default().to_string();
+    let remove = |v: &mut Value, pointer: &str, field: &str| {
+        v.pointer_mut(pointer)
+            .and_then(Value::as_object_mut)
+            .and_then(|row| row.remove(field))
+            .unwrap_or_else(|| panic!("the sandbox sends {pointer}/{field}"));
+    };
+    let cases: [(&str, Tamper, &str); 3] = [
+        (
+            "natwest",
+            Arc::new(move |t, v| {
+                if path(t).ends_with("/transactions") && t.contains("page=2") {
+                    remove(v, "/Data/Transaction/2", "Amount");
+                }
+            }),
+            "OBIE transactions, page 2: Data.Transaction[2].Amount: missing field",
+        ),
+        (
+            "tatrabanka",
+            Arc::new(move |t, v| {
+                if path(t).ends_with("/transactions") && !t.contains("page=") {
+                    remove(v, "/transactions/booked/1", "transactionAmount");
+                }
+            }),
+            "Berlin Group transactions: transactions.booked[1].transactionAmount: missing field",
+        ),
+        (
+            "santander-br",
+            Arc::new(move |t, v| {
+                if path(t).ends_with("/accounts/v2/accounts") {
+                    remove(v, "/data/0", "accountId");
+                }
+            }),
+            "Open Finance Brasil accounts: data[0].accountId: missing field",
+        ),
+    ];
+    let today = OffsetDateTime::now_utc().date();
+    for (id, tamper, detail) in cases {
+        let bank = tampered(tamper).await;
+        let c = bank.connector(id, Duration::from_secs(5));
+        let (consent, tokens) = bank.open(&c, "hana").await;
+        let s = session(&consent, &tokens);
+        let err = match c.accounts(&s).await {
+            Err(e) => e,
+            Ok(accounts) => c
+                .transactions(&s, &accounts[0].id, today - Days::days(90), today)
+                .await
+                .expect_err("a transaction without its amount"),
+        };
+        assert_eq!(err.result, ResultCode::ProviderFailure, "{id}: {err:?}");
+        assert_eq!(err.detail, detail, "{id}");
+        assert!(
+            !err.reconnect_required(),
+            "{id}: the bank's fault, not the customer's"
+        );
+    }
 }
