@@ -111,6 +111,9 @@ pub struct ServeArgs {
     /// so frequent scrapes cannot load it; 0 reads at every scrape [default: 5].
     #[arg(long, env = "FRESHET_METRICS_CACHE_SECONDS")]
     pub metrics_cache_seconds: Option<u64>,
+    /// Days a consent is asked for when a link names no expiry [default: 90].
+    #[arg(long, env = "FRESHET_DEFAULT_CONSENT_DAYS")]
+    pub default_consent_days: Option<i64>,
     /// The provider registry: a TOML file naming the banks this node may use and how it
     /// proves who it is to each (docs/providers.md). The only source of providers in
     /// production; in development it replaces the sandbox banks.
@@ -142,6 +145,7 @@ pub struct FileConfig {
     pub bank_timeout_seconds: Option<u64>,
     pub sandbox_url: Option<String>,
     pub metrics_cache_seconds: Option<u64>,
+    pub default_consent_days: Option<i64>,
     pub providers: Option<PathBuf>,
 }
 
@@ -176,6 +180,8 @@ pub struct Config {
     pub sandbox_url: Option<String>,
     /// How long `/metrics` reuses the database facts it read.
     pub metrics_cache: Duration,
+    /// Days a consent is asked for when a link names no expiry.
+    pub default_consent_days: i64,
     /// The provider registry file.
     pub providers: Option<PathBuf>,
 }
@@ -204,6 +210,7 @@ impl Config {
             bank_timeout: Duration::from_secs(30),
             sandbox_url: None,
             metrics_cache: Duration::from_secs(5),
+            default_consent_days: 90,
             providers: None,
         }
     }
@@ -305,6 +312,10 @@ impl Config {
                 .or(file.metrics_cache_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.metrics_cache),
+            default_consent_days: args
+                .default_consent_days
+                .or(file.default_consent_days)
+                .unwrap_or(d.default_consent_days),
             providers: args.providers.or(file.providers),
         };
         config.validate()?;
@@ -353,6 +364,9 @@ impl Config {
         if self.metrics_cache > Duration::from_secs(300) {
             bail!("metrics_cache_seconds: must be at most 300");
         }
+        if !(1..=3650).contains(&self.default_consent_days) {
+            bail!("default_consent_days: must be between 1 and 3650");
+        }
         if self.db_max_connections == 0 {
             bail!("db_max_connections: must be at least 1");
         }
@@ -397,7 +411,7 @@ impl Config {
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
              sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
              refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
-             providers = {}",
+             default_consent_days = {}\nproviders = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -416,6 +430,7 @@ impl Config {
             self.refresh_tick.as_secs(),
             self.bank_timeout.as_secs(),
             self.metrics_cache.as_secs(),
+            self.default_consent_days,
             self.providers
                 .as_ref()
                 .map_or("<none>".to_string(), |p| p.display().to_string()),

@@ -103,6 +103,7 @@ impl Server {
                 refreshes_per_day: config.refreshes_per_day,
                 tick: config.refresh_tick,
                 callback_url: format!("{public_url}/v1/consents/callback"),
+                default_consent_days: config.default_consent_days,
                 node: config.node_name.clone(),
                 ..Default::default()
             },

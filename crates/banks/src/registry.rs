@@ -441,3 +441,132 @@ fn numeric_id(id: &str) -> i64 {
     let h = freshet_fapi::sha256(id.as_bytes());
     i64::from_be_bytes([0, 0, h[0], h[1], h[2], h[3], h[4], h[5]]) % 1_000_000 + 1_000_000
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use freshet_fapi::pki::{self, TestPki, files};
+
+    use super::*;
+
+    /// A PKI and a registry for one bank of `standard`, with `extra` lines in its table.
+    fn setup(dir: &Path, standard: &str, extra: &str) -> PathBuf {
+        TestPki::generate(&["127.0.0.1".into()]).write(dir).unwrap();
+        let file = dir.join("providers.toml");
+        let endpoints = if standard == "berlin_group" {
+            "authorize_url = \"https://127.0.0.1:8443/b/authorize\"\ntoken_url = \"https://127.0.0.1:8443/b/token\"\nsigning_cert = \"tpp-signing.pem\"\nsign_requests = true"
+        } else {
+            "issuer = \"https://127.0.0.1:8443/b\""
+        };
+        std::fs::write(
+            &file,
+            format!(
+                "[[provider]]\nid = \"b\"\nname = \"B\"\nstandard = \"{standard}\"\ncountry = \"GB\"\n\
+                 api_base = \"https://127.0.0.1:8443/b\"\nclient_id = \"tpp\"\n{endpoints}\n\
+                 transport_cert = \"{}\"\ntransport_key = \"{}\"\nsigning_key = \"{}\"\nca = \"{}\"\n{extra}\n",
+                files::TRANSPORT_CERT,
+                files::TRANSPORT_KEY,
+                files::SIGNING_KEY,
+                files::CA
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    fn error(file: &Path) -> String {
+        load(file).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_registry_loads_with_its_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        for standard in ["obie", "ofb", "berlin_group"] {
+            let providers = load(&setup(dir.path(), standard, "")).unwrap();
+            let p = &providers[0];
+            let s = p.security.as_ref().unwrap();
+            let expected = if standard == "berlin_group" {
+                TokenAuth::TlsClientAuth
+            } else {
+                TokenAuth::PrivateKeyJwt
+            };
+            assert_eq!(s.token_auth, expected, "{standard}");
+            assert_eq!(p.code, "B");
+            let printed = format!("{p:?}");
+            assert!(!printed.contains("PRIVATE"), "no key material in {printed}");
+        }
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_its_certificate_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = setup(dir.path(), "obie", "");
+        // Another PKI's key under the transport key's name.
+        let other = tempfile::tempdir().unwrap();
+        TestPki::generate(&["127.0.0.1".into()])
+            .write(other.path())
+            .unwrap();
+        let key = std::fs::read(other.path().join(files::TRANSPORT_KEY)).unwrap();
+        pki::write_private(&dir.path().join(files::TRANSPORT_KEY), &key).unwrap();
+        let e = error(&file);
+        assert!(
+            e.contains("provider `b`")
+                && e.contains("`transport_key`")
+                && e.contains("does not match"),
+            "{e}"
+        );
+        assert!(e.contains("providers.toml"), "names the file: {e}");
+    }
+
+    #[test]
+    fn unreadable_paths_and_world_readable_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = setup(dir.path(), "obie", "");
+        std::fs::remove_file(dir.path().join(files::SIGNING_KEY)).unwrap();
+        let e = error(&file);
+        assert!(
+            e.contains("`signing_key`") && e.contains("cannot read"),
+            "{e}"
+        );
+
+        let file = setup(dir.path(), "obie", "");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = dir.path().join(files::TRANSPORT_KEY);
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = error(&file);
+            assert!(
+                e.contains("`transport_key`") && e.contains("readable by others"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_and_wrong_fields_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("standard = \"fdx\"", "duplicate key"),
+            ("token_auth = \"client_secret_basic\"", "client_secret_file"),
+        ];
+        for (extra, expected) in cases {
+            let e = error(&setup(dir.path(), "obie", extra));
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+        let file = dir.path().join("providers.toml");
+        std::fs::write(&file, "[[provider]]\nid = \"x\"\nname = \"X\"\nstandard = \"fdx\"\ncountry = \"GB\"\napi_base = \"https://a\"\nclient_id = \"c\"\n").unwrap();
+        let e = error(&file);
+        assert!(e.contains("`standard`") && e.contains("fdx"), "{e}");
+        std::fs::write(&file, "[[provider]]\nid = \"x\"\nname = \"X\"\nstandard = \"obie\"\ncountry = \"GB\"\napi_base = \"http://bank.example\"\nclient_id = \"c\"\n").unwrap();
+        let e = error(&file);
+        assert!(e.contains("`api_base`") && e.contains("https"), "{e}");
+        std::fs::write(&file, "[[provider]]\nid = \"x\"\nname = \"X\"\nstandard = \"obie\"\ncountry = \"GB\"\napi_base = \"https://a\"\nclient_id = \"c\"\n").unwrap();
+        let e = error(&file);
+        assert!(e.contains("`issuer`"), "{e}");
+        std::fs::write(&file, "[[provider]]\nid = \"x\"\nnmae = \"X\"\n").unwrap();
+        let e = error(&file);
+        assert!(e.contains("nmae"), "unknown keys are named: {e}");
+    }
+}

@@ -48,10 +48,13 @@ impl Refresher {
             return Err(invalid("permissions", "must name at least one permission"));
         }
         let redirect_uri = provider.redirect_uri(&self.inner.config.callback_url);
+        let expires_at = req.expires_at.unwrap_or_else(|| {
+            now + time::Duration::days(self.inner.config.default_consent_days)
+        });
         let bank = connector
             .create_consent(&ConsentRequest {
                 permissions: permissions.clone(),
-                expires_at: req.expires_at,
+                expires_at: Some(expires_at),
                 history_from: now.date() - time::Duration::days(self.inner.config.history_days),
                 customer_tax_id: customer.personal_tax_id.clone(),
                 customer_ip: req.customer_ip.clone(),
@@ -86,7 +89,7 @@ impl Refresher {
             bank_consent_id: bank.bank_consent_id,
             permissions_requested: permissions,
             permissions_granted: Vec::new(),
-            expires_at: bank.expires_at.or(req.expires_at),
+            expires_at: bank.expires_at.or(Some(expires_at)),
             external_track_id: req.external_track_id,
             reconnect_required: false,
             authorisation_url: Some(authorisation.url),

@@ -40,6 +40,9 @@ pub struct RefreshConfig {
     pub margin_days: i64,
     /// Days of history a first refresh imports.
     pub history_days: i64,
+    /// How long a consent is asked for when the link names no expiry: every consent then has
+    /// one, which the bank may shorten and `consent.expiring` warns of.
+    pub default_consent_days: i64,
     /// How long a claimed sub-task stays this node's without a sign of life.
     pub lease: Duration,
     /// How often the scheduler looks for due refreshes and expiries.
@@ -58,6 +61,7 @@ impl Default for RefreshConfig {
             expiring_warning: Duration::from_secs(7 * 86_400),
             margin_days: 7,
             history_days: 90,
+            default_consent_days: 90,
             lease: Duration::from_secs(60),
             tick: Duration::from_secs(10),
             max_attempts: 3,
