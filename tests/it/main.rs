@@ -16,6 +16,7 @@ mod metrics;
 mod products;
 mod refresh;
 mod sandbox;
+mod strict;
 mod support;
 mod tenancy;
 mod webdriver;

@@ -48,9 +48,9 @@ impl Refresher {
             return Err(invalid("permissions", "must name at least one permission"));
         }
         let redirect_uri = provider.redirect_uri(&self.inner.config.callback_url);
-        let expires_at = req.expires_at.unwrap_or_else(|| {
-            now + time::Duration::days(self.inner.config.default_consent_days)
-        });
+        let expires_at = req
+            .expires_at
+            .unwrap_or_else(|| now + time::Duration::days(self.inner.config.default_consent_days));
         let bank = connector
             .create_consent(&ConsentRequest {
                 permissions: permissions.clone(),
