@@ -5,3 +5,5 @@ mod harness;
 mod openapi;
 mod realism;
 mod schemas;
+mod strict;
+mod strict_client;

@@ -1,0 +1,527 @@
+//! The strict sandbox over real HTTPS on loopback: each standard's whole secured flow
+//! succeeds, and each thing a real bank refuses is refused with a reason that names it.
+
+use freshet_fapi::{Jwks, SigningKey, jws, oidc::half_hash};
+use freshet_sandbox::{CLIENT_ID, Standard, bank};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::strict_client::{
+    Flow, REDIRECT, Signing, Tpp, answer, foreign_client, other_tpp_client, reason, stranger,
+};
+
+/// Creates a consent with a client-credentials token (OBIE, OFB) or signed (BG).
+async fn consent(tpp: &Tpp, bank_id: &str) -> String {
+    let standard = bank(bank_id).unwrap().standard;
+    let cc = match standard {
+        Standard::BerlinGroup => None,
+        _ => Some(tpp.client_credentials(bank_id).await),
+    };
+    let resp = tpp.create_consent(bank_id, cc.as_deref()).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let body: Value = resp.json().await.unwrap();
+    let id = match standard {
+        Standard::Obie => &body["Data"]["ConsentId"],
+        Standard::BerlinGroup => &body["consentId"],
+        Standard::OpenFinanceBrasil => &body["data"]["consentId"],
+    };
+    id.as_str().unwrap().to_string()
+}
+
+/// The authorisation URL of each standard for `consent_id`.
+async fn authorisation_url(tpp: &Tpp, bank_id: &str, consent_id: &str, flow: &Flow) -> String {
+    match bank(bank_id).unwrap().standard {
+        Standard::Obie => {
+            let request = tpp.sign(&tpp.request_claims(bank_id, consent_id, flow));
+            tpp.authorize_url(
+                bank_id,
+                &[
+                    ("client_id", CLIENT_ID),
+                    ("response_type", "code id_token"),
+                    ("scope", "openid accounts"),
+                    ("redirect_uri", REDIRECT),
+                    ("state", &flow.state),
+                    ("nonce", &flow.nonce),
+                    ("request", &request),
+                ],
+            )
+        }
+        Standard::OpenFinanceBrasil => {
+            let request = tpp.sign(&tpp.request_claims(bank_id, consent_id, flow));
+            let pushed = tpp.par(bank_id, &request).await;
+            assert_eq!(pushed.status(), StatusCode::CREATED);
+            let pushed: Value = pushed.json().await.unwrap();
+            assert_eq!(pushed["expires_in"], 90);
+            let uri = pushed["request_uri"].as_str().unwrap();
+            assert!(
+                uri.starts_with("urn:ietf:params:oauth:request_uri:"),
+                "{uri}"
+            );
+            tpp.authorize_url(bank_id, &[("client_id", CLIENT_ID), ("request_uri", uri)])
+        }
+        Standard::BerlinGroup => tpp.authorize_url(
+            bank_id,
+            &[
+                ("response_type", "code"),
+                ("client_id", CLIENT_ID),
+                ("scope", &format!("AIS:{consent_id}")),
+                ("redirect_uri", REDIRECT),
+                ("state", &flow.state),
+                (
+                    "code_challenge",
+                    &freshet_fapi::oidc::pkce_challenge(&flow.verifier),
+                ),
+                ("code_challenge_method", "S256"),
+            ],
+        ),
+    }
+}
+
+/// Checks a hybrid flow's ID token with the bank's published keys.
+async fn verify_id_token(
+    tpp: &Tpp,
+    bank_id: &str,
+    consent_id: &str,
+    flow: &Flow,
+    code: &str,
+    token: &str,
+) {
+    let discovery: Value = tpp
+        .anonymous
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            tpp.issuer(bank_id)
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], tpp.issuer(bank_id));
+    assert_eq!(
+        discovery["require_pushed_authorization_requests"],
+        bank_id == "santander-br"
+    );
+    let jwks: Jwks = tpp
+        .anonymous
+        .get(discovery["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let unverified = jws::decode(token).unwrap();
+    assert_eq!(unverified.header.alg, "ES256");
+    let key = jwks.find(unverified.header.kid.as_deref()).unwrap();
+    let claims = unverified.verify(&key).unwrap();
+    let expect = jws::Expect {
+        iss: &tpp.issuer(bank_id),
+        aud: &[CLIENT_ID],
+        max_lifetime: 300,
+        leeway: 5,
+    };
+    jws::check_claims(&claims, &expect).unwrap();
+    assert_eq!(claims["nonce"], flow.nonce.as_str());
+    assert_eq!(claims["c_hash"], half_hash(code));
+    assert_eq!(claims["s_hash"], half_hash(&flow.state));
+    assert_eq!(claims["acr"], "urn:openbanking:psd2:sca");
+    assert!(claims["auth_time"].is_i64() && claims["sub"].is_string());
+    if bank_id == "santander-br" {
+        assert!(claims.get("openbanking_intent_id").is_none());
+    } else {
+        assert_eq!(claims["openbanking_intent_id"], consent_id);
+    }
+}
+
+/// The whole flow at `bank_id`: consent, authorisation, code, tokens. Returns the consent id
+/// and the access token.
+async fn open(tpp: &Tpp, bank_id: &str) -> (String, String) {
+    let consent_id = consent(tpp, bank_id).await;
+    let flow = Flow::new();
+    let url = authorisation_url(tpp, bank_id, &consent_id, &flow).await;
+    let location = tpp.approve(&url).await.unwrap();
+    let hybrid = bank(bank_id).unwrap().standard != Standard::BerlinGroup;
+    assert!(location.starts_with(REDIRECT), "{location}");
+    let got = answer(&location, hybrid);
+    assert_eq!(got["state"], flow.state);
+    let code = got["code"].clone();
+    if hybrid {
+        assert!(
+            url::Url::parse(&location).unwrap().query().is_none(),
+            "{location}"
+        );
+        verify_id_token(tpp, bank_id, &consent_id, &flow, &code, &got["id_token"]).await;
+    }
+    let mut grant = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+    ];
+    if bank_id != "natwest" && bank_id != "lloyds" {
+        grant.push(("code_verifier", &flow.verifier));
+    }
+    let tokens = tpp.token(bank_id, &grant).await;
+    assert_eq!(tokens.status(), StatusCode::OK);
+    let tokens: Value = tokens.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["refresh_token"].is_string());
+    (
+        consent_id,
+        tokens["access_token"].as_str().unwrap().to_string(),
+    )
+}
+
+fn accounts_path(bank_id: &str) -> &'static str {
+    match bank(bank_id).unwrap().standard {
+        Standard::Obie => "/accounts",
+        Standard::BerlinGroup => "/v1/accounts",
+        Standard::OpenFinanceBrasil => "/open-banking/accounts/v2/accounts",
+    }
+}
+
+#[tokio::test]
+async fn every_standard_completes_its_secured_flow() {
+    let tpp = Tpp::start().await;
+    for bank_id in ["natwest", "santander-br", "tatrabanka"] {
+        let (consent_id, token) = open(&tpp, bank_id).await;
+        let resp = tpp
+            .data(
+                &tpp.http,
+                bank_id,
+                accounts_path(bank_id),
+                &token,
+                &consent_id,
+                Signing::Registered,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "{bank_id}");
+        let body: Value = resp.json().await.unwrap();
+        let list = match bank(bank_id).unwrap().standard {
+            Standard::Obie => &body["Data"]["Account"],
+            Standard::BerlinGroup => &body["accounts"],
+            Standard::OpenFinanceBrasil => &body["data"],
+        };
+        assert!(!list.as_array().unwrap().is_empty(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn berlin_group_shortens_valid_until_to_180_days() {
+    let tpp = Tpp::start().await;
+    let id = consent(&tpp, "slsp").await;
+    let req = tpp
+        .http
+        .get(format!("{}/v1/consents/{id}", tpp.api("slsp")));
+    let resp = tpp
+        .signed(req, b"", Signing::Registered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    let want = time::OffsetDateTime::now_utc().date() + time::Duration::days(180);
+    assert_eq!(body["validUntil"], want.to_string());
+}
+
+#[tokio::test]
+async fn no_client_certificate_is_401_on_token_and_api() {
+    let tpp = Tpp::start().await;
+    let resp = tpp
+        .token_with(
+            &tpp.anonymous,
+            "natwest",
+            &[("grant_type", "client_credentials"), ("scope", "accounts")],
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("client certificate")
+    );
+    for bank_id in ["natwest", "santander-br", "tatrabanka"] {
+        let resp = tpp
+            .data(
+                &tpp.anonymous,
+                bank_id,
+                accounts_path(bank_id),
+                "at_x",
+                "c",
+                Signing::Registered,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bank_id}");
+        assert!(
+            reason(resp)
+                .await
+                .contains("a client certificate is required"),
+            "{bank_id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_fails_the_handshake() {
+    let tpp = Tpp::start().await;
+    let err = foreign_client()
+        .post(format!("{}/token", tpp.issuer("natwest")))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect_err("the handshake must fail");
+    assert!(err.is_connect() || err.is_request(), "{err:?}");
+}
+
+/// A client-credentials request at natwest with a client assertion of these claims, signed
+/// by `key` (the registered one when `None`).
+async fn assertion_refused(tpp: &Tpp, claims: Value, key: Option<&SigningKey>) -> String {
+    let assertion = jws::sign(key.unwrap_or(&tpp.signing), None, &claims).unwrap();
+    let resp = tpp
+        .token_with(
+            &tpp.http,
+            "natwest",
+            &[("grant_type", "client_credentials"), ("scope", "accounts")],
+            Some(assertion),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_client");
+    body["error_description"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn bad_client_assertions_are_refused_by_name() {
+    let tpp = Tpp::start().await;
+    let aud = format!("{}/token", tpp.issuer("natwest"));
+    let now = jws::now();
+    let with = |patch: Value| {
+        let mut c = tpp.assertion_claims(&aud);
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    let why = assertion_refused(
+        &tpp,
+        with(json!({"iat": now - 400, "exp": now - 200})),
+        None,
+    )
+    .await;
+    assert!(why.contains("expired"), "{why}");
+    let why = assertion_refused(&tpp, with(json!({"exp": now + 600})), None).await;
+    assert!(why.contains("longer than 300"), "{why}");
+    let why = assertion_refused(
+        &tpp,
+        with(json!({"aud": "https://elsewhere.example/token"})),
+        None,
+    )
+    .await;
+    assert!(why.contains("`aud`"), "{why}");
+    let why = assertion_refused(&tpp, with(json!({"sub": "someone-else"})), None).await;
+    assert!(why.contains("`sub`"), "{why}");
+    let why = assertion_refused(&tpp, with(json!({})), Some(stranger())).await;
+    assert!(why.contains("registered key"), "{why}");
+
+    // The same assertion twice: the second is a replay.
+    let claims = with(json!({}));
+    let assertion = tpp.sign(&claims);
+    let grant = [("grant_type", "client_credentials"), ("scope", "accounts")];
+    let first = tpp
+        .token_with(&tpp.http, "natwest", &grant, Some(assertion.clone()))
+        .await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let why = assertion_refused(&tpp, claims, None).await;
+    assert!(
+        why.contains("`jti`") && why.contains("used already"),
+        "{why}"
+    );
+}
+
+#[tokio::test]
+async fn obie_consent_creation_needs_a_client_credentials_token() {
+    let tpp = Tpp::start().await;
+    for bank_id in ["natwest", "santander-br"] {
+        let resp = tpp.create_consent(bank_id, None).await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bank_id}");
+        assert!(
+            reason(resp).await.contains("client-credentials"),
+            "{bank_id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn authorisation_needs_a_request_object_or_par() {
+    let tpp = Tpp::start().await;
+    let flow = Flow::new();
+
+    // OBIE without a request object.
+    let id = consent(&tpp, "lloyds").await;
+    let bare = tpp.authorize_url(
+        "lloyds",
+        &[
+            ("client_id", CLIENT_ID),
+            ("response_type", "code id_token"),
+            ("redirect_uri", REDIRECT),
+            ("consent_id", &id),
+        ],
+    );
+    let (status, page) = tpp.approve(&bare).await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("request is missing"), "{page}");
+
+    // OBIE with a request object that names another redirect in the query.
+    let request = tpp.sign(&tpp.request_claims("lloyds", &id, &flow));
+    let url = tpp.authorize_url(
+        "lloyds",
+        &[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", "https://127.0.0.1:9/other"),
+            ("request", &request),
+        ],
+    );
+    let (status, page) = tpp.approve(&url).await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("redirect_uri"), "{page}");
+
+    // OBIE with a request object signed by another key.
+    let forged = jws::sign(stranger(), None, &tpp.request_claims("lloyds", &id, &flow)).unwrap();
+    let url = tpp.authorize_url("lloyds", &[("client_id", CLIENT_ID), ("request", &forged)]);
+    let (status, page) = tpp.approve(&url).await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("registered key"), "{page}");
+
+    // OFB: the request object straight to the authorisation endpoint is refused.
+    let id = consent(&tpp, "santander-br").await;
+    let request = tpp.sign(&tpp.request_claims("santander-br", &id, &flow));
+    let url = tpp.authorize_url(
+        "santander-br",
+        &[("client_id", CLIENT_ID), ("request", &request)],
+    );
+    let (status, page) = tpp.approve(&url).await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("pushed authorisation"), "{page}");
+
+    // OFB: a request_uri serves one decision only.
+    let url = authorisation_url(&tpp, "santander-br", &id, &flow).await;
+    tpp.approve(&url).await.unwrap();
+    let (status, page) = tpp.approve(&url).await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("request_uri is unknown, expired or already used"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn pkce_is_checked_at_the_code_exchange() {
+    let tpp = Tpp::start().await;
+    let id = consent(&tpp, "santander-br").await;
+    let flow = Flow::new();
+    let url = authorisation_url(&tpp, "santander-br", &id, &flow).await;
+    let got = answer(&tpp.approve(&url).await.unwrap(), true);
+    let resp = tpp
+        .token(
+            "santander-br",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &got["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", "not-the-verifier"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(reason(resp).await.contains("PKCE"));
+}
+
+/// A signed Berlin Group consent creation whose body is not what was signed.
+#[tokio::test]
+async fn berlin_group_refuses_unsigned_tampered_and_foreign_signatures() {
+    let tpp = Tpp::start().await;
+    let url = format!("{}/v1/consents", tpp.api("tatrabanka"));
+    let body = br#"{"access":{"allPsd2":"allAccounts"},"recurringIndicator":true,"validUntil":"9999-12-31","frequencyPerDay":4}"#;
+    let send = |sign: Signing, sent: &'static [u8]| {
+        let req = tpp
+            .http
+            .post(&url)
+            .header("content-type", "application/json");
+        tpp.signed(req, body, sign).body(sent).send()
+    };
+
+    let resp = send(Signing::Registered, br#"{"access":{"allPsd2":"allAccounts"},"recurringIndicator":false,"validUntil":"9999-12-31","frequencyPerDay":4}"#).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["tppMessages"][0]["code"], "SIGNATURE_INVALID");
+    assert!(
+        b["tppMessages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Digest"),
+        "{b}"
+    );
+
+    let resp = send(Signing::Stranger, body).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["tppMessages"][0]["code"], "SIGNATURE_INVALID");
+    assert!(
+        b["tppMessages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
+        "{b}"
+    );
+
+    let resp = send(Signing::None, body).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["tppMessages"][0]["code"], "FORMAT_ERROR");
+    assert!(
+        b["tppMessages"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Signature is required"),
+        "{b}"
+    );
+
+    let resp = send(Signing::Registered, body).await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "the same request, signed, passes"
+    );
+}
+
+#[tokio::test]
+async fn a_token_is_refused_over_another_client_certificate() {
+    let tpp = Tpp::start().await;
+    for bank_id in ["natwest", "santander-br", "tatrabanka"] {
+        let (consent_id, token) = open(&tpp, bank_id).await;
+        let other = other_tpp_client();
+        let resp = tpp
+            .data(
+                &other,
+                bank_id,
+                accounts_path(bank_id),
+                &token,
+                &consent_id,
+                Signing::Registered,
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bank_id}");
+        assert!(
+            reason(resp)
+                .await
+                .contains("bound to another client certificate"),
+            "{bank_id}"
+        );
+    }
+}
