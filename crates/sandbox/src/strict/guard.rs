@@ -101,3 +101,28 @@ pub(crate) async fn guard(State(sb): State<Sandbox>, req: Request, next: Next) -
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_page_discovery_and_jwks_go_without_a_certificate() {
+        for open in [
+            "/natwest/authorize",
+            "/santander-br/.well-known/openid-configuration",
+            "/lloyds/jwks",
+        ] {
+            assert!(matches!(route(open), Route::Open), "{open}");
+        }
+        assert!(matches!(route("/natwest/token"), Route::OAuth));
+        assert!(matches!(route("/santander-br/par"), Route::OAuth));
+        assert!(matches!(
+            route("/tatrabanka/v1/accounts"),
+            Route::Api(b) if b.id == "tatrabanka"
+        ));
+        assert!(matches!(route("/natwest/authorize/x"), Route::Api(_)));
+        assert!(matches!(route("/control/faults"), Route::Other));
+        assert!(matches!(route("/providers"), Route::Other));
+    }
+}

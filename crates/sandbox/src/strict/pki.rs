@@ -22,15 +22,7 @@ pub fn write_pki(dir: &Path, url: &str, force: bool) -> Result<(), StrictError> 
         path: dir.to_path_buf(),
         why,
     };
-    let parsed = url::Url::parse(url).map_err(|e| invalid(format!("--url `{url}`: {e}")))?;
-    if parsed.scheme() != "https" {
-        return Err(invalid(format!("--url `{url}` must be an https URL")));
-    }
-    let host = match parsed.host() {
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        Some(h) => h.to_string(),
-        None => return Err(invalid(format!("--url `{url}` has no host"))),
-    };
+    let hosts = server_hosts(url).map_err(invalid)?;
     let io = |source| StrictError::Io {
         path: dir.to_path_buf(),
         source,
@@ -40,10 +32,6 @@ pub fn write_pki(dir: &Path, url: &str, force: bool) -> Result<(), StrictError> 
             "the directory is not empty; pass --force to overwrite".into(),
         ));
     }
-    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "::1"].map(String::from).into();
-    if !hosts.contains(&host) {
-        hosts.push(host);
-    }
     let pki = TestPki::generate(&hosts);
     pki.write(dir).map_err(io)?;
     let kid = PrivateKey::from_pem(&pki.signing_key_pem)
@@ -52,6 +40,24 @@ pub fn write_pki(dir: &Path, url: &str, force: bool) -> Result<(), StrictError> 
         .thumbprint();
     let root = url.trim_end_matches('/');
     std::fs::write(dir.join(PROVIDERS_FILE), providers_toml(root, &kid)).map_err(io)
+}
+
+/// The names the server certificate covers: loopback, and the host of `url`.
+fn server_hosts(url: &str) -> Result<Vec<String>, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("--url `{url}`: {e}"))?;
+    if parsed.scheme() != "https" {
+        return Err(format!("--url `{url}` must be an https URL"));
+    }
+    let host = match parsed.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err(format!("--url `{url}` has no host")),
+    };
+    let mut hosts: Vec<String> = ["127.0.0.1", "localhost", "::1"].map(String::from).into();
+    if !hosts.contains(&host) {
+        hosts.push(host);
+    }
+    Ok(hosts)
 }
 
 fn quote(s: &str) -> String {
@@ -109,4 +115,69 @@ fn provider(out: &mut String, bank: &Bank, root: &str, kid: &str) {
     field("concurrency", "16".into());
     field("unattended_per_day", "4".into());
     field("timeout_seconds", "30".into());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_certificate_covers_loopback_and_the_url_host() {
+        assert_eq!(
+            server_hosts("https://127.0.0.1:8443").unwrap(),
+            ["127.0.0.1", "localhost", "::1"]
+        );
+        assert_eq!(
+            server_hosts("https://[::1]:8443/").unwrap(),
+            ["127.0.0.1", "localhost", "::1"]
+        );
+        assert_eq!(server_hosts("https://bank.test").unwrap()[3], "bank.test");
+        assert!(
+            server_hosts("http://127.0.0.1:8443")
+                .unwrap_err()
+                .contains("https")
+        );
+    }
+
+    #[test]
+    fn each_standard_gets_its_own_fields() {
+        let toml = providers_toml("https://h:1", "kid-1");
+        let blocks: Vec<&str> = toml.split("[[provider]]").skip(1).collect();
+        assert_eq!(blocks.len(), 5);
+        let natwest = blocks[0];
+        assert!(
+            natwest.contains("issuer = \"https://h:1/natwest\""),
+            "{natwest}"
+        );
+        assert!(natwest.contains("token_auth = \"private_key_jwt\""));
+        assert!(!natwest.contains("sign_requests") && !natwest.contains("token_url"));
+        let tatra = blocks[2];
+        assert!(
+            tatra.contains("token_url = \"https://h:1/tatrabanka/token\""),
+            "{tatra}"
+        );
+        assert!(tatra.contains("token_auth = \"tls_client_auth\""));
+        assert!(tatra.contains("signing_cert = \"tpp-signing.pem\""));
+        assert!(tatra.contains("sign_requests = true") && !tatra.contains("issuer"));
+        let brasil = blocks[4];
+        assert!(
+            brasil.contains("standard = \"ofb\"")
+                && brasil.contains("institution_code = \"90400888000142\"")
+        );
+        assert!(toml.matches("signing_kid = \"kid-1\"").count() == 5);
+    }
+
+    #[test]
+    fn a_directory_in_use_is_kept() {
+        let dir = std::env::temp_dir().join(format!("sandbox-pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("mine.txt"), "keep").unwrap();
+        let err = write_pki(&dir, "https://127.0.0.1:8443", false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("mine.txt")).unwrap(),
+            "keep"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

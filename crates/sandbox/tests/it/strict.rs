@@ -525,3 +525,70 @@ async fn a_token_is_refused_over_another_client_certificate() {
         );
     }
 }
+
+#[tokio::test]
+async fn berlin_group_checks_the_oauth_request_and_the_client_certificate() {
+    let tpp = Tpp::start().await;
+    let id = consent(&tpp, "tatrabanka").await;
+    let flow = Flow::new();
+    let good = authorisation_url(&tpp, "tatrabanka", &id, &flow).await;
+    let without = |drop: &str| {
+        let mut url = url::Url::parse(&good).unwrap();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .into_owned()
+            .filter(|(k, _)| k != drop)
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(kept);
+        url.to_string()
+    };
+    for (dropped, named) in [
+        ("code_challenge", "code_challenge"),
+        ("scope", "AIS:"),
+        ("redirect_uri", "redirect_uri"),
+        ("client_id", "client_id"),
+    ] {
+        let (status, page) = tpp.approve(&without(dropped)).await.unwrap_err();
+        assert_eq!(status, 400, "{dropped}");
+        assert!(page.contains(named), "{dropped}: {page}");
+    }
+    let elsewhere = good.replace("127.0.0.1%3A9%2Fcallback", "127.0.0.1%3A9%2Felsewhere");
+    assert_ne!(elsewhere, good);
+    let (_, page) = tpp.approve(&elsewhere).await.unwrap_err();
+    assert!(page.contains("TPP-Redirect-URI"), "{page}");
+
+    let location = tpp.approve(&good).await.unwrap();
+    let code = answer(&location, false)["code"].clone();
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", flow.verifier.as_str()),
+    ];
+    let resp = tpp
+        .token_with(&other_tpp_client(), "tatrabanka", &grant, None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(reason(resp).await.contains("tls_client_auth"));
+}
+
+#[tokio::test]
+async fn a_rejection_comes_back_in_the_fragment_without_a_token() {
+    let tpp = Tpp::start().await;
+    let id = consent(&tpp, "natwest").await;
+    let flow = Flow::new();
+    let url = authorisation_url(&tpp, "natwest", &id, &flow).await;
+    let done = tpp
+        .anonymous
+        .post(&url)
+        .form(&[("decision", "reject")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    let location = done.headers()["location"].to_str().unwrap().to_string();
+    let got = answer(&location, true);
+    assert_eq!(got["error"], "access_denied");
+    assert_eq!(got["state"], flow.state);
+    assert!(!got.contains_key("id_token") && !got.contains_key("code"));
+}

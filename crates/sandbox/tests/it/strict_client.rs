@@ -47,11 +47,10 @@ pub fn foreign_client() -> Client {
     http(Some((&cert, &key)))
 }
 
-/// A second client certificate from the sandbox's own CA (another TPP).
+/// Another client certificate from the sandbox's own CA, with another subject: the signing
+/// pair, which the CA issued for client authentication too (TestPki keeps no CA key to
+/// issue a third).
 pub fn other_tpp_client() -> Client {
-    // The test CA's key is not kept by TestPki: a second identity comes from a CA with the
-    // same name only when the subject check is what is under test, so use the signing pair,
-    // which the CA issued for client authentication too.
     let p = pki();
     http(Some((&p.signing_pem, &p.signing_key_pem)))
 }
