@@ -20,7 +20,7 @@ use crate::{
     bank::{ConsentState, Exchange, TOKEN_SECONDS},
     catalogue::{Bank, Standard, bank},
     data::hash,
-    strict::{self, AuthRequest, Peer},
+    strict::{self, AuthRequest, Peer, oauth_error},
     web::root_url,
 };
 
@@ -242,8 +242,6 @@ async fn decide(
     }
     resp
 }
-
-use strict::oauth_error;
 
 async fn token(
     State(sb): State<Sandbox>,

@@ -152,6 +152,22 @@ struct Memory {
     cc_tokens: HashMap<String, CcToken>,
     /// Pushed authorisation requests by `request_uri`, with their expiry.
     pushed: HashMap<String, (AuthRequest, i64)>,
+    /// When expired entries were last dropped.
+    purged_at: i64,
+}
+
+impl Memory {
+    /// Drops what has expired, at most once a second: a benchmark makes tens of thousands of
+    /// assertions, and sweeping on every one would be quadratic.
+    fn purge(&mut self, now: i64) {
+        if now <= self.purged_at {
+            return;
+        }
+        self.purged_at = now;
+        self.jtis.retain(|_, e| *e >= now);
+        self.cc_tokens.retain(|_, t| t.expires_at > now);
+        self.pushed.retain(|_, (_, exp)| *exp > now);
+    }
 }
 
 /// Strict mode's configuration, its ID-token key, and its memory.
@@ -181,8 +197,8 @@ impl Strict {
     fn first_use(&self, jti: &str, exp: i64) -> bool {
         let now = freshet_fapi::jws::now();
         let mut m = self.memory();
-        m.jtis.retain(|_, e| *e >= now);
-        m.jtis.insert(jti.to_string(), exp).is_none()
+        m.purge(now);
+        !matches!(m.jtis.insert(jti.to_string(), exp), Some(seen) if seen >= now)
     }
 
     /// A client-credentials token for `bank`, bound to `cnf`.
@@ -191,7 +207,7 @@ impl Strict {
         let now = freshet_fapi::jws::now();
         let expires_at = now + crate::bank::TOKEN_SECONDS;
         let mut m = self.memory();
-        m.cc_tokens.retain(|_, t| t.expires_at > now);
+        m.purge(now);
         m.cc_tokens.insert(
             token.clone(),
             CcToken {
@@ -235,19 +251,22 @@ impl Strict {
         req.request_uri = Some(uri.clone());
         let now = freshet_fapi::jws::now();
         let mut m = self.memory();
-        m.pushed.retain(|_, (_, exp)| *exp > now);
+        m.purge(now);
         m.pushed.insert(uri.clone(), (req, now + PAR_SECONDS));
         uri
     }
 
-    /// The pushed request behind `uri`, while it is known and unexpired; `take` uses it up.
+    /// The pushed request behind `uri`, while it is known and unexpired. Opening it starts
+    /// the customer's session on the page, which may outlast the `request_uri`'s 90 s;
+    /// `take` (the decision) uses it up.
     pub(crate) fn pushed(&self, uri: &str, take: bool) -> Option<AuthRequest> {
         let now = freshet_fapi::jws::now();
         let mut m = self.memory();
-        let (req, exp) = m.pushed.get(uri)?;
+        let (req, exp) = m.pushed.get_mut(uri)?;
         if *exp <= now {
             return None;
         }
+        *exp = (*exp).max(now + PAGE_SECONDS);
         let req = req.clone();
         if take {
             m.pushed.remove(uri);
@@ -258,6 +277,9 @@ impl Strict {
 
 /// How long a `request_uri` from PAR is valid.
 const PAR_SECONDS: i64 = 90;
+
+/// How long the customer may stay on the authorisation page once it has opened.
+const PAGE_SECONDS: i64 = 600;
 
 /// The routes strict mode adds: discovery, JWKS and PAR.
 pub(crate) fn routes() -> Router<Sandbox> {
