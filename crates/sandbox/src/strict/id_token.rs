@@ -106,7 +106,8 @@ pub(crate) async fn jwks(State(sb): State<Sandbox>, Path(bank_id): Path<String>)
     ) else {
         return crate::web::not_found().await;
     };
-    let mut jwk = strict.id_key.jwk();
-    jwk.key_use = Some("sig".into());
-    Json(freshet_fapi::Jwks { keys: vec![jwk] }).into_response()
+    Json(freshet_fapi::Jwks {
+        keys: vec![strict.id_key.jwk()],
+    })
+    .into_response()
 }

@@ -7,7 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{Router, extract::Request};
 use freshet_fapi::Certificate;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::{
     RootCertStore, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
@@ -111,7 +111,9 @@ async fn connection(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
         }
         app.clone().call(req)
     });
+    // The timer makes hyper's 30 s limit on reading a request's headers apply.
     if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(tls), service)
         .await
     {

@@ -115,6 +115,12 @@ async fn verify_id_token(
     let unverified = jws::decode(token).unwrap();
     assert_eq!(unverified.header.alg, "ES256");
     let key = jwks.find(unverified.header.kid.as_deref()).unwrap();
+    assert_eq!(
+        unverified.header.kid,
+        Some(key.thumbprint()),
+        "kid is the thumbprint"
+    );
+    assert_eq!(jwks.keys[0].alg.as_deref(), Some("ES256"));
     let claims = unverified.verify(&key).unwrap();
     let expect = jws::Expect {
         iss: &tpp.issuer(bank_id),
