@@ -6,4 +6,3 @@ mod openapi;
 mod realism;
 mod schemas;
 mod strict;
-mod strict_client;
