@@ -5,6 +5,10 @@
 //! [`router`] serves it all under whatever prefix it is nested at: `freshet serve` mounts it
 //! at `/sandbox`, `freshet sandbox` at the root. Links it returns are absolute, built from the
 //! request's `Host` and that prefix (or [`SandboxConfig::public_url`]).
+//!
+//! [`serve_strict`] serves the same banks in strict mode: HTTPS with client certificates, each
+//! bank enforcing its standard's security profile (issue 15's contract; `docs/sandbox.md`,
+//! "Strict mode"). [`write_pki`] makes the PKI and provider registry it is used with.
 
 // Handlers' errors are the HTTP responses they answer with, built once and returned at once:
 // boxing them would buy nothing.
@@ -32,11 +36,11 @@ mod strict;
 mod web;
 
 use axum::{Router, routing::get};
-pub use bank::{ConsentState, FaultKind, Sandbox, SandboxConfig};
+pub use bank::{ConsentState, Exchange, FaultKind, Sandbox, SandboxConfig};
 pub use catalogue::{BANKS, Bank, Paths, Standard, bank};
 pub use strict::{
     CLIENT_ID, PROVIDERS_FILE, Peer, StrictConfig, StrictError, providers_toml, serve_strict,
-    server_config, write_pki,
+    write_pki,
 };
 use time::OffsetDateTime;
 

@@ -36,7 +36,7 @@ pub(crate) use client_auth::authenticate as authenticate_client;
 pub(crate) use guard::guard;
 pub(crate) use id_token::id_token;
 pub use pki::{PROVIDERS_FILE, providers_toml, write_pki};
-pub use tls::{serve_strict, server_config};
+pub use tls::serve_strict;
 
 use crate::{Sandbox, catalogue::Standard};
 

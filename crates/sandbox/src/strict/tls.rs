@@ -29,7 +29,7 @@ fn tls_error(e: impl std::fmt::Display) -> StrictError {
 
 /// The rustls configuration of `config`: its server certificate, client certificates
 /// offered and verified against its CA.
-pub fn server_config(config: &StrictConfig) -> Result<ServerConfig, StrictError> {
+fn server_config(config: &StrictConfig) -> Result<ServerConfig, StrictError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     roots
