@@ -41,9 +41,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct SandboxArgs {
-    /// Address to listen on.
-    #[arg(long, env = "FRESHET_SANDBOX_LISTEN", default_value = "127.0.0.1:8090")]
-    listen: std::net::SocketAddr,
+    #[command(subcommand)]
+    command: Option<SandboxCommand>,
+    /// Address to listen on [default: 127.0.0.1:8090, or 127.0.0.1:8443 with --strict].
+    #[arg(long, env = "FRESHET_SANDBOX_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Serve over HTTPS with mutual TLS, each bank enforcing its standard's security profile
+    /// (see docs/sandbox.md, "Strict mode"). Needs --pki.
+    #[arg(long, requires = "pki")]
+    strict: bool,
+    /// The directory `freshet sandbox pki` wrote (server certificate, CA, client's keys).
+    #[arg(long, requires = "strict", value_name = "DIR")]
+    pki: Option<std::path::PathBuf>,
     /// The seed its data derives from.
     #[arg(long, env = "FRESHET_SANDBOX_SEED", default_value_t = 1)]
     seed: u64,
@@ -53,6 +62,22 @@ struct SandboxArgs {
     /// Its public URL, when behind a proxy (links it returns use it).
     #[arg(long)]
     public_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Write a test PKI for the strict sandbox and DIR/providers.toml for its five banks.
+    Pki {
+        /// The directory to write (created if needed).
+        dir: std::path::PathBuf,
+        /// The address the strict sandbox will serve; its host goes into the server
+        /// certificate and the registry's URLs.
+        #[arg(long, default_value = "https://127.0.0.1:8443")]
+        url: String,
+        /// Overwrite a directory that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +120,15 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
 }
 
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    if let Some(SandboxCommand::Pki { dir, url, force }) = &args.command {
+        freshet_sandbox::write_pki(dir, url, *force)?;
+        println!(
+            "wrote a test PKI and {} for {url} into {}",
+            freshet_sandbox::PROVIDERS_FILE,
+            dir.display()
+        );
+        return Ok(());
+    }
     telemetry::init(freshet::config::LogFormat::Text);
     let sandbox = freshet_sandbox::Sandbox::new(freshet_sandbox::SandboxConfig {
         seed: args.seed,
@@ -102,7 +136,17 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         public_url: args.public_url,
         ..Default::default()
     });
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    if let Some(dir) = args.pki.filter(|_| args.strict) {
+        let config = freshet_sandbox::StrictConfig::load(&dir)?;
+        let addr = args.listen.unwrap_or(([127, 0, 0, 1], 8443).into());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, seed = args.seed, pki = %dir.display(),
+            "the strict sandbox bank is serving over HTTPS");
+        freshet_sandbox::serve_strict(listener, config, sandbox, shutdown_signal()).await?;
+        return Ok(());
+    }
+    let addr = args.listen.unwrap_or(([127, 0, 0, 1], 8090).into());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, seed = args.seed, "the sandbox bank is serving");
     axum::serve(listener, freshet_sandbox::router(sandbox))
         .with_graceful_shutdown(shutdown_signal())

@@ -78,6 +78,9 @@ pub struct Consent {
     pub recurring: bool,
     pub access: serde_json::Value,
     pub frequency_per_day: u32,
+    /// Berlin Group: the `TPP-Redirect-URI` it was created with, which the strict banks'
+    /// OAuth authorisation request must name.
+    pub redirect_uri: Option<String>,
 }
 
 impl Consent {
@@ -127,11 +130,24 @@ pub enum Denied {
 struct Token {
     consent: String,
     expires_at: OffsetDateTime,
+    /// The SHA-256 thumbprint of the client certificate it was issued over (strict mode).
+    cnf: Option<String>,
 }
 
 struct Code {
     consent: String,
     redirect_uri: String,
+    /// The PKCE S256 challenge of the authorisation request, when it had one.
+    challenge: Option<String>,
+}
+
+/// Why a code or refresh token was not exchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exchange {
+    /// Unknown, used, for another bank, or for another `redirect_uri`.
+    Invalid,
+    /// The PKCE `code_verifier` is missing or does not match the challenge.
+    Pkce,
 }
 
 #[derive(Default)]
@@ -154,6 +170,8 @@ struct State {
 pub struct Sandbox {
     pub config: Arc<SandboxConfig>,
     state: Arc<Mutex<State>>,
+    /// What strict mode checks and remembers; `None` in relaxed mode.
+    pub(crate) strict: Option<Arc<crate::strict::Strict>>,
     /// API calls answered, faults included: what a benchmark reports as bank calls.
     calls: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -167,7 +185,20 @@ impl Sandbox {
             config: Arc::new(config),
             state: Arc::default(),
             calls: Arc::default(),
+            strict: None,
         }
+    }
+
+    /// This sandbox (sharing its state) in strict mode: every bank enforces its standard's
+    /// security profile with `config`'s registered client and CA.
+    pub fn into_strict(mut self, config: crate::strict::StrictConfig) -> Self {
+        self.strict = Some(Arc::new(crate::strict::Strict::new(config)));
+        self
+    }
+
+    /// Whether the banks enforce their security profiles.
+    pub fn is_strict(&self) -> bool {
+        self.strict.is_some()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -219,6 +250,7 @@ impl Sandbox {
             recurring: false,
             access: serde_json::Value::Null,
             frequency_per_day: 4,
+            redirect_uri: None,
         };
         fill(&mut consent);
         st.consents.insert(id, consent.clone());
@@ -234,14 +266,15 @@ impl Sandbox {
     }
 
     /// The customer's decision on the authorisation page. Approving returns the code for the
-    /// token exchange; a Berlin Group recurring consent ends the customer's older ones there.
+    /// token exchange, bound to the request's PKCE `challenge` if it had one; a Berlin Group
+    /// recurring consent ends the customer's older ones there.
     pub fn decide(
         &self,
         bank: &Bank,
         id: &str,
         customer: &str,
         approve: bool,
-        redirect_uri: &str,
+        (redirect_uri, challenge): (&str, Option<&str>),
     ) -> Result<Option<String>, &'static str> {
         let mut st = self.state();
         let now = crate::now();
@@ -280,30 +313,47 @@ impl Sandbox {
             Code {
                 consent: id.to_string(),
                 redirect_uri: redirect_uri.to_string(),
+                challenge: challenge.map(str::to_string),
             },
         );
         Ok(Some(code))
     }
 
-    /// Exchanges a code (once) for tokens: (access, refresh, consent id).
+    /// Exchanges a code (once) for tokens: (access, refresh). A code bound to a PKCE
+    /// challenge needs its `verifier`; `cnf` binds the access token to a client certificate.
     pub fn exchange_code(
         &self,
         bank: &Bank,
         code: &str,
         redirect_uri: &str,
-    ) -> Option<(String, String)> {
+        verifier: Option<&str>,
+        cnf: Option<&str>,
+    ) -> Result<(String, String), Exchange> {
         let mut st = self.state();
-        let c = st.codes.remove(code)?;
+        let c = st.codes.remove(code).ok_or(Exchange::Invalid)?;
         let ok = c.redirect_uri == redirect_uri
             && st
                 .consents
                 .get(&c.consent)
                 .is_some_and(|k| k.bank.id == bank.id);
-        ok.then(|| issue(&mut st, &c.consent))
+        if !ok {
+            return Err(Exchange::Invalid);
+        }
+        if let Some(challenge) = &c.challenge
+            && verifier.map(freshet_fapi::oidc::pkce_challenge).as_ref() != Some(challenge)
+        {
+            return Err(Exchange::Pkce);
+        }
+        Ok(issue(&mut st, &c.consent, cnf))
     }
 
-    /// A new access token for a refresh token.
-    pub fn refresh(&self, bank: &Bank, refresh_token: &str) -> Option<(String, String)> {
+    /// A new access token for a refresh token, bound to `cnf` when given.
+    pub fn refresh(
+        &self,
+        bank: &Bank,
+        refresh_token: &str,
+        cnf: Option<&str>,
+    ) -> Option<(String, String)> {
         let mut st = self.state();
         let consent = st.refresh_tokens.get(refresh_token)?.clone();
         let c = st.consents.get(&consent)?;
@@ -311,7 +361,13 @@ impl Sandbox {
             return None;
         }
         st.refresh_tokens.remove(refresh_token);
-        Some(issue(&mut st, &consent))
+        Some(issue(&mut st, &consent, cnf))
+    }
+
+    /// The certificate thumbprint an access token is bound to: `None` for an unknown token,
+    /// `Some(None)` for an unbound one.
+    pub fn token_binding(&self, token: &str) -> Option<Option<String>> {
+        self.state().tokens.get(token).map(|t| t.cnf.clone())
     }
 
     /// The consent a bearer token opens, if the call may go on. `named` is the consent the
@@ -615,7 +671,7 @@ fn added_id(standard: Standard, account: &Account, n: usize) -> String {
     }
 }
 
-fn issue(st: &mut State, consent: &str) -> (String, String) {
+fn issue(st: &mut State, consent: &str, cnf: Option<&str>) -> (String, String) {
     let access = secret("at");
     let refresh = secret("rt");
     st.tokens.insert(
@@ -623,6 +679,7 @@ fn issue(st: &mut State, consent: &str) -> (String, String) {
         Token {
             consent: consent.to_string(),
             expires_at: crate::now() + time::Duration::seconds(TOKEN_SECONDS),
+            cnf: cnf.map(str::to_string),
         },
     );
     st.refresh_tokens
@@ -636,7 +693,7 @@ fn drop_tokens(st: &mut State, consent: &str) {
 }
 
 /// An unguessable value: codes and tokens are the sandbox's only secrets.
-fn secret(prefix: &str) -> String {
+pub(crate) fn secret(prefix: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

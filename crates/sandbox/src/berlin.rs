@@ -41,6 +41,9 @@ pub fn routes() -> Router<Sandbox> {
         )
 }
 
+/// The longest a consent is granted for, in days.
+const MAX_DAYS: i64 = 180;
+
 fn fail(status: StatusCode, code: &str, text: &str) -> Response {
     error(Standard::BerlinGroup, status, code, text, None)
 }
@@ -217,32 +220,45 @@ async fn create_consent(
             "frequencyPerDay must be 1 to 4 for recurring access",
         );
     }
+    // Banks grant at most 180 days, whatever is asked (9999-12-31, the standard's "as long
+    // as possible", included), and say so in the consent's validUntil.
+    let valid_until = valid_until.min(crate::now().date() + time::Duration::days(MAX_DAYS));
     let consent = sb.create_consent(call.bank, |c| {
         c.recurring = recurring;
         c.access = access.clone();
         c.frequency_per_day = frequency as u32;
-        // 9999-12-31 is the standard's "as long as possible".
-        c.expires_at = (valid_until.year() < 9999)
-            .then(|| (valid_until + time::Duration::DAY).midnight().assume_utc());
+        c.expires_at = Some((valid_until + time::Duration::DAY).midnight().assume_utc());
+        c.redirect_uri = header(&headers, "tpp-redirect-uri").map(str::to_string);
     });
     let self_url = format!("{}/v1/consents/{}", call.api_base(), consent.id);
+    let paths = call.bank.paths(&call.root);
+    // Strict banks use the OAuth SCA approach: the client builds the authorisation request.
+    let (approach, sca) = if sb.is_strict() {
+        let metadata = format!(
+            "{}/{}/.well-known/oauth-authorization-server",
+            call.root, call.bank.id
+        );
+        ("OAUTH", json!({"scaOAuth": {"href": metadata}}))
+    } else {
+        let href = format!("{}?consent_id={}", paths.authorize, consent.id);
+        ("REDIRECT", json!({"scaRedirect": {"href": href}}))
+    };
+    let mut links = json!({
+        "self": {"href": self_url},
+        "status": {"href": format!("{self_url}/status")},
+    });
+    for (k, v) in sca.as_object().into_iter().flatten() {
+        links[k] = v.clone();
+    }
     let mut resp = call.reply(
         StatusCode::CREATED,
-        json!({
-            "consentStatus": "received",
-            "consentId": consent.id,
-            "_links": {
-                "scaRedirect": {"href": format!("{}?consent_id={}", call.bank.paths(&call.root).authorize, consent.id)},
-                "self": {"href": self_url},
-                "status": {"href": format!("{self_url}/status")},
-            },
-        }),
+        json!({"consentStatus": "received", "consentId": consent.id, "_links": links}),
     );
     if let Ok(v) = HeaderValue::from_str(&self_url) {
         resp.headers_mut().insert("location", v);
     }
     resp.headers_mut()
-        .insert("aspsp-sca-approach", HeaderValue::from_static("REDIRECT"));
+        .insert("aspsp-sca-approach", HeaderValue::from_static(approach));
     resp
 }
 

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::Bytes,
     extract::{OriginalUri, Path, Query, State},
     http::{HeaderMap, StatusCode, Uri},
@@ -21,6 +21,7 @@ use crate::{
     bank::{Consent, ConsentState, Denied},
     catalogue::{Bank, Standard},
     data::{Account, AccountKind, TxnState},
+    strict::{self, Peer},
     web::{self, bearer, error, header, obie_time, unsigned},
 };
 
@@ -180,12 +181,19 @@ fn consent_body(c: &Consent, self_url: String) -> Value {
 async fn create_consent(
     State(sb): State<Sandbox>,
     Path(bank): Path<String>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
     original: OriginalUri,
     uri: Uri,
     body: Bytes,
 ) -> Response {
     let call = tri!(Call::start(&sb, &bank, &headers, &original, &uri).await);
+    tri!(strict::check_consent_creation(
+        &sb,
+        call.bank,
+        &headers,
+        peer.as_deref()
+    ));
     let Ok(req) = serde_json::from_slice::<Value>(&body) else {
         return field_error("UK.OBIE.Field.Invalid", "", "the body is not JSON");
     };

@@ -113,7 +113,8 @@ pub fn root_url(sb: &Sandbox, headers: &HeaderMap, original: &OriginalUri, uri: 
         .unwrap_or("127.0.0.1");
     let full = original.path();
     let prefix = full.strip_suffix(uri.path()).unwrap_or("");
-    format!("http://{host}{prefix}")
+    let scheme = if sb.is_strict() { "https" } else { "http" };
+    format!("{scheme}://{host}{prefix}")
 }
 
 /// A request's own URL under the sandbox root.

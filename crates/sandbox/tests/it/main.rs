@@ -5,3 +5,4 @@ mod harness;
 mod openapi;
 mod realism;
 mod schemas;
+mod strict;
