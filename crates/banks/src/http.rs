@@ -124,22 +124,38 @@ impl Api {
     }
 }
 
-/// A failure with no HTTP answer.
+/// A failure with no HTTP answer. The detail carries the cause's chain: a refused TLS
+/// handshake says why only in its sources.
 pub fn transport(e: &reqwest::Error) -> BankError {
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        why.push_str(": ");
+        why.push_str(&cause.to_string());
+        source = cause.source();
+    }
     if e.is_timeout() {
         BankError::new(
             ResultCode::ProviderTimeout,
             "the bank did not answer in time",
         )
+    } else if why.contains("fatal alert") || why.contains("invalid peer certificate") {
+        BankError::new(
+            ResultCode::ProviderFailure,
+            format!(
+                "the TLS handshake with the bank failed (check the transport certificate and the \
+                 `ca` the registry trusts): {why}"
+            ),
+        )
     } else if e.is_connect() {
         BankError::new(
             ResultCode::ProviderUnavailable,
-            format!("the bank could not be reached: {e}"),
+            format!("the bank could not be reached: {why}"),
         )
     } else {
         BankError::new(
             ResultCode::ProviderFailure,
-            format!("talking to the bank failed: {e}"),
+            format!("talking to the bank failed: {why}"),
         )
     }
 }
@@ -176,9 +192,18 @@ pub(crate) fn oauth_error(status: StatusCode, _: &HeaderMap, body: &Value) -> Ba
     let result = match code {
         "invalid_grant" => ResultCode::AuthExpired,
         "access_denied" => ResultCode::AuthDenied,
+        // The bank does not accept freshet's own credentials: no customer can fix that.
+        "invalid_client" | "unauthorized_client" => ResultCode::ProviderFailure,
         _ => by_status(status),
     };
-    BankError::new(result, format!("token endpoint answered {status} {code}"))
+    let why = body["error_description"]
+        .as_str()
+        .map(|d| format!(": {}", d.chars().take(300).collect::<String>()))
+        .unwrap_or_default();
+    BankError::new(
+        result,
+        format!("the bank's OAuth server answered {status} {code}{why}"),
+    )
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate), e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
