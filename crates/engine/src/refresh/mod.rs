@@ -8,6 +8,7 @@
 //! tasks in [`tasks`].
 
 mod consents;
+mod ending;
 mod runner;
 mod scheduler;
 pub mod snapshots;
