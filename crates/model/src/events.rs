@@ -215,6 +215,9 @@ pub enum RefreshTrigger {
     Manual,
     /// freshet's scheduler started it.
     Scheduled,
+    /// The consent's first import after the customer authorised it (started by the scheduler,
+    /// which takes a consent's refreshes as first imports until one has succeeded).
+    FirstImport,
 }
 
 /// A consent's id and expiry, as Bud's `consent_details[]` lists them.
