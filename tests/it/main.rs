@@ -18,6 +18,7 @@ mod refresh;
 mod sandbox;
 mod support;
 mod tenancy;
+mod vendor_refresh;
 mod webdriver;
 mod webhooks;
 

@@ -5,8 +5,9 @@
 //! batch in one transaction. A node that dies mid-batch simply lets its leases expire; the rows
 //! are claimable again and go out again (at-least-once). PostgreSQL nodes claim with
 //! `FOR UPDATE SKIP LOCKED` so they never wait on each other; SQLite's single writer serialises
-//! claims by construction. Ordered endpoints are handled in the claim itself: a delivery waits
-//! while an earlier one for the same customer and endpoint is still unsettled.
+//! claims by construction. Order is kept in the claim itself: a delivery with an ordering key
+//! (an ordered endpoint's customer, or a refresh task's series) waits while an earlier one with
+//! the same key for the same endpoint is still unsettled.
 
 use std::collections::HashMap;
 
@@ -37,6 +38,9 @@ pub struct Claim {
     /// A body fixed when the delivery was created (a product for its callback URL), sent as
     /// is instead of the event rendered in the endpoint's dialect.
     pub body: Option<serde_json::Value>,
+    /// Set when the delivery waited for earlier ones (an ordered endpoint, a refresh's series):
+    /// once it settles, the next one may be claimed.
+    pub ordering_key: Option<String>,
 }
 
 /// What an attempt found.
@@ -157,7 +161,7 @@ impl Store {
             let deliveries = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                ", body FROM deliveries WHERE leased_by = $1"
+                ", body, ordering_key FROM deliveries WHERE leased_by = $1"
             ))
             .bind(&token)
             .fetch_all(pool)
@@ -201,6 +205,7 @@ impl Store {
                     delivery,
                     token: token.clone(),
                     body: row.opt_json("body")?,
+                    ordering_key: row.opt_text("ordering_key")?,
                 });
             }
             claims.sort_by_key(|c| (c.delivery.next_attempt_at, c.delivery.event_id));

@@ -80,9 +80,7 @@ pub(super) async fn finish(
     events.extend(subtask_events(r, sub, subject, &ended, &consent_now));
     events.extend(withdrawn_at_bank(r, &mut tx, sub, subject, &consent_now, &end).await?);
     events.extend(end_task(r, &mut tx, sub, subject, &consent_now).await?);
-    let ready = r
-        .record_all(&mut tx, sub.application_id, sub.customer_id, events)
-        .await?;
+    let ready = r.record_all(&mut tx, sub, events).await?;
     tx.commit().await?;
     r.delivered(ready);
     let ran_for = ended

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     POLL, Refresher,
     ending::{self, End},
-    summary::Summary,
+    summary::{self, Summary},
 };
 
 /// Why an attempt ended early.
@@ -275,6 +275,7 @@ async fn fetch_into(
         customer_ip: sub.customer_ip.as_deref(),
     };
     let listed = connector.accounts(&session).await.map_err(data_err)?;
+    login_success(r, sub, token, subject).await?;
     let mut with_balances = Vec::with_capacity(listed.len());
     for a in &listed {
         let balances = connector
@@ -399,7 +400,30 @@ async fn transactions(
     Ok(found)
 }
 
-/// Stores the accounts found and reports both interim stages, in a transaction of their own.
+/// Reports that the bank let freshet in and listed the accounts, in a transaction of its own
+/// before balances and transactions are asked for, unless an earlier attempt reported it.
+async fn login_success(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    subject: &Subject,
+) -> Result<(), Stop> {
+    if sub.stage.is_some() {
+        return Ok(());
+    }
+    let mut tx = r.store().begin().await?;
+    if !tx.reach_login_success(sub.id, token).await? {
+        // Lost the claim: whoever holds it now goes on, and the next write here fails.
+        return Ok(());
+    }
+    let event = summary::login_success(r, sub, subject);
+    let ready = r.record_all(&mut tx, sub, vec![event]).await?;
+    tx.commit().await?;
+    r.delivered(ready);
+    Ok(())
+}
+
+/// Stores the accounts found and reports the account summary, in a transaction of their own.
 async fn write_summary(
     r: &Refresher,
     sub: &SubTask,
@@ -411,9 +435,7 @@ async fn write_summary(
     let Some(events) = summary.write_ahead(r, &mut tx, sub, token, subject).await? else {
         return Err(Stop::Internal("the claim was lost".into()));
     };
-    let ready = r
-        .record_all(&mut tx, sub.application_id, sub.customer_id, events)
-        .await?;
+    let ready = r.record_all(&mut tx, sub, events).await?;
     tx.commit().await?;
     r.delivered(ready);
     Ok(())
