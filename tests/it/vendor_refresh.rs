@@ -76,8 +76,13 @@ const DONE: &str = "REFRESH.PROCESS_COMPLETED/SUCCESS/AVAILABLE_DATA_RETRIEVED";
 /// refresh's ordering the account summary and the completion would arrive while the login
 /// success waits for its retry.
 async fn stages_arrive_in_order_though_the_first_is_retried(app: TestApp) {
+    check_stage_order(&app).await;
+    app.stop().await;
+}
+
+async fn check_stage_order(app: &TestApp) {
     let c = Client {
-        app: &app,
+        app,
         key: app.new_application("order").await,
     };
     let customer = app
@@ -136,7 +141,6 @@ async fn stages_arrive_in_order_though_the_first_is_retried(app: TestApp) {
             "refresh.completed",
         ],
     );
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -256,7 +260,7 @@ async fn vendors_hear_of_the_refreshes_their_clients_asked_for() {
                 )
                 .await;
                 assert_eq!(e["scheduled_refreshes"], opted_in, "{e}");
-                hooks.push((dialect, opted_in, r));
+                hooks.push((dialect, opted_in, r, e["id"].as_str().unwrap().to_string()));
             }
             let customer = app.new_customer(&c.key, json!({})).await;
             let cid = customer["id"].as_str().unwrap();
@@ -299,7 +303,7 @@ async fn vendors_hear_of_the_refreshes_their_clients_asked_for() {
             );
             let all = c.events("").await.len();
             let new_transactions = c.events("transactions.new").await.len();
-            for (dialect, opted_in, r) in &hooks {
+            for (dialect, opted_in, r, _) in &hooks {
                 let got = r.received();
                 let bodies: Vec<Value> = got.iter().map(body).collect();
                 match (*dialect, *opted_in) {
@@ -335,6 +339,25 @@ async fn vendors_hear_of_the_refreshes_their_clients_asked_for() {
                         assert_eq!(systems, if opted { 3 } else { 0 }, "{sources:?}");
                     }
                     other => panic!("{other:?}"),
+                }
+            }
+            // A replay sends again what the endpoint had, and no scheduled refresh it never had.
+            for (dialect, opted_in, _, id) in &hooks {
+                let (s, replayed) = c
+                    .call(
+                        Method::POST,
+                        &format!("/v1/webhook-endpoints/{id}/replay"),
+                        Some(json!({"since": "2020-01-01T00:00:00Z"})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::ACCEPTED, "{replayed}");
+                if *dialect == "bud" {
+                    let had = if *opted_in { 5 } else { 1 };
+                    assert_eq!(
+                        replayed,
+                        json!({"requeued": had, "created": 0}),
+                        "{dialect}"
+                    );
                 }
             }
             app.stop().await;
@@ -554,4 +577,35 @@ async fn delivery_follows_the_vendors_policy() {
         assert!((500..=660).contains(&wait), "about ten minutes: {wait} s");
     })
     .await;
+}
+
+/// The same on two nodes sharing one PostgreSQL: whichever node claims a delivery, none of a
+/// refresh's later notifications overtakes the one being retried.
+#[tokio::test]
+async fn stages_arrive_in_order_on_two_nodes() {
+    use freshet::{config::Config, server::Server};
+    use freshet_store::testing::TestDb;
+
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let config = || {
+        let mut c = Config::new(db.url.clone());
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.admin_token = Some(crate::support::ADMIN_TOKEN.to_string().into());
+        quiet(&mut c);
+        c
+    };
+    let (first, second) = (config(), config());
+    let (a, b) = tokio::join!(Server::start(first), Server::start(second));
+    let (a, other) = (a.expect("a node starts"), b.expect("a node starts"));
+    let app = TestApp {
+        base: format!("http://{}", a.addr()),
+        http: reqwest::Client::new(),
+        server: Some(a),
+        db,
+    };
+    check_stage_order(&app).await;
+    other.shutdown().await.unwrap();
+    app.stop().await;
 }

@@ -532,13 +532,27 @@ impl Engine {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<(u64, u64), StoreError> {
-        let sent = Dialect::parse(&endpoint.dialect).map_or(&[][..], Dialect::event_types);
+        let dialect = Dialect::parse(&endpoint.dialect);
+        let sent = dialect.map_or(&[][..], Dialect::event_types);
         let filter = endpoint.event_types.clone();
+        // As when they were first recorded: a vendor dialect gets the refreshes it reports.
+        let reported = |t: EventType, data: &Value| {
+            let trigger = serde_json::from_value(data["trigger"].clone()).unwrap_or_default();
+            endpoint.scheduled_refreshes || dialect.is_none_or(|d| d.reports_refresh(t, trigger))
+        };
         let counts = self
             .store
-            .replay_endpoint(endpoint.application_id, endpoint.id, since, until, |t| {
-                sent.contains(&t) && filter.as_ref().is_none_or(|f| f.contains(&t))
-            })
+            .replay_endpoint(
+                endpoint.application_id,
+                endpoint.id,
+                since,
+                until,
+                |t, data| {
+                    sent.contains(&t)
+                        && filter.as_ref().is_none_or(|f| f.contains(&t))
+                        && reported(t, data)
+                },
+            )
             .await?;
         self.wake_dispatcher();
         Ok(counts)

@@ -283,6 +283,9 @@ pub struct ProviderCompleted {
 pub struct RefreshCompleted {
     pub customer: CustomerSnapshot,
     pub task_id: String,
+    /// Absent in payloads written before it existed: those read as `manual`.
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     pub status: TaskStatus,
     pub result: ResultCode,
     pub has_new_transactions: bool,
@@ -331,6 +334,9 @@ pub struct AccountsUpdated {
     pub consent_id: String,
     /// The sub-task's id (what Tatra's `PUT /refresh` returned).
     pub task_id: String,
+    /// What started the refresh; absent in payloads written before it existed (`manual`).
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     pub task_status: TaskStatus,
     pub accounts: Vec<AccountChange>,
 }

@@ -397,15 +397,15 @@ impl Store {
 
     /// Sends an endpoint's events from `[since, until)` again: settled deliveries are re-queued
     /// (keeping their `webhook-id`), and events the endpoint never had a delivery for — because
-    /// it was created later, say — get one when `wanted` accepts their type. Returns
-    /// (re-queued, created).
+    /// it was created later, say — get one when `wanted` accepts their type and payload.
+    /// Returns (re-queued, created).
     pub async fn replay_endpoint(
         &self,
         app: ApplicationId,
         endpoint: EndpointId,
         since: OffsetDateTime,
         until: OffsetDateTime,
-        wanted: impl Fn(EventType) -> bool,
+        wanted: impl Fn(EventType, &serde_json::Value) -> bool,
     ) -> Result<(u64, u64)> {
         let now = freshet_model::time::now();
         on_pool!(self, write, |pool| {
@@ -438,7 +438,7 @@ impl Store {
                 return Ok((0, 0));
             };
             let missing = sqlx::query(
-                "SELECT e.id, e.event_type, e.customer_id FROM events e \
+                "SELECT e.id, e.event_type, e.customer_id, e.data FROM events e \
                  WHERE e.application_id = $1 AND e.created_at >= $3 AND e.created_at < $4 \
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = $2) \
                  ORDER BY e.id",
@@ -452,7 +452,8 @@ impl Store {
             let mut created = 0;
             for row in &missing {
                 let event_type = EventType::parse(&row.text("event_type")?);
-                if !event_type.is_some_and(&wanted) {
+                let data: serde_json::Value = row.opt_json("data")?.unwrap_or_default();
+                if !event_type.is_some_and(|t| wanted(t, &data)) {
                     continue;
                 }
                 let key = row

@@ -206,6 +206,7 @@ fn subtask_events(
                 provider: provider.clone(),
                 consent_id: consent_now.id.to_string(),
                 task_id: sub.id.to_string(),
+                trigger: sub.trigger,
                 task_status: ended.status,
                 accounts: ended.account_changes.clone().unwrap_or_default(),
             }),
@@ -330,6 +331,7 @@ async fn end_task(
         EventData::RefreshCompleted(RefreshCompleted {
             customer: snapshots::customer(&subject.customer),
             task_id: task.id.to_string(),
+            trigger: task.trigger,
             status: task.status,
             result: task.result.unwrap_or(ResultCode::InternalError),
             has_new_transactions: task.has_new_transactions,

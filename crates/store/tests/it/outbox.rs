@@ -531,7 +531,7 @@ pub async fn retry_and_replay(db: &TestDb) {
             late.id,
             start,
             freshet_model::time::now() + Duration::seconds(1),
-            |_| true,
+            |_, _| true,
         )
         .await
         .unwrap();
@@ -543,7 +543,7 @@ pub async fn retry_and_replay(db: &TestDb) {
             ep.id,
             start,
             freshet_model::time::now() + Duration::seconds(1),
-            |_| true,
+            |_, _| true,
         )
         .await
         .unwrap();
@@ -565,7 +565,7 @@ pub async fn retry_and_replay(db: &TestDb) {
         .unwrap();
     let none = db
         .store
-        .replay_endpoint(a, other.id, start, freshet_model::time::now(), |_| false)
+        .replay_endpoint(a, other.id, start, freshet_model::time::now(), |_, _| false)
         .await
         .unwrap();
     assert_eq!(none, (0, 0));
@@ -576,7 +576,7 @@ pub async fn retry_and_replay(db: &TestDb) {
             other.id,
             start - Duration::hours(2),
             start - Duration::hours(1),
-            |_| true,
+            |_, _| true,
         )
         .await
         .unwrap();
