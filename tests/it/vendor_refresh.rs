@@ -429,8 +429,9 @@ async fn tatra_account_events_report_changes_and_reenabling_waits_for_the_hour()
             .await;
         refresh().await;
         let third = body(&exactly(&now_hook, 3).await[2]);
+        let moved = changes(&third);
         assert!(
-            changes(&third).iter().all(|c| c == "UPDATED"),
+            !moved.is_empty() && moved.iter().all(|c| c == "UPDATED"),
             "balances moved, nothing was added: {third}"
         );
 
