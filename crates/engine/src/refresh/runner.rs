@@ -2,12 +2,14 @@
 //! carries each out — tokens, accounts, balances, every account's transactions reconciled
 //! against what freshet holds — then ends it and, with the last sub-task, its task.
 //!
-//! What a sub-task finds is written with its end ([`ending`](super::ending)), the accounts
-//! first (on their own only when the bank is slow, see [`summary`](super::summary)), each step
-//! idempotent, with what the final events need kept on the sub-task row in the same
-//! transaction. So an attempt cut short by a
-//! crash is simply run again by whoever next claims it, and its events still come out once:
-//! every transaction is conditional on the claim.
+//! Login success is written on its own as soon as the bank listed the accounts, so a receiver
+//! hears of it before balances and transactions are asked for. What a sub-task finds is written
+//! with its end ([`ending`](super::ending)), the accounts first (on their own only when the bank
+//! is slow, see [`summary`](super::summary)), each step idempotent, with what the final events
+//! need kept on the sub-task row in the same transaction. So an attempt cut short by a crash is
+//! simply run again by whoever next claims it, and its events still come out once: every
+//! transaction is conditional on the claim, and each stage is reported by the attempt that
+//! moved the sub-task to it.
 
 use std::{collections::HashMap, sync::Arc};
 
