@@ -193,6 +193,15 @@ fn event_name(v: &Value) -> String {
         // Tatra banka's account event names no type; its task status says what happened.
         return format!("accounts {task_status}");
     }
+    let yodlee = &v["event"]["data"]["providerAccount"][0];
+    if let (Some(info), Some(stage)) = (
+        v["event"]["info"].as_str(),
+        yodlee["dataset"][0]["additionalStatus"].as_str(),
+    ) {
+        // Yodlee's REFRESH notifications share two names; the stage and the provider
+        // account tell them apart.
+        return format!("{info} {stage} (providerAccount {})", yodlee["id"]);
+    }
     candidates
         .iter()
         .find_map(|c| c.as_str())
@@ -252,5 +261,37 @@ async fn forward(
             (status, format!("  -> {} {}", url, status.as_u16()))
         }
         Err(e) => (StatusCode::BAD_GATEWAY, format!("  -> {url} failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn each_dialect_names_its_events() {
+        let yodlee = json!({"event": {"info": "REFRESH.INTERIM_PROGRESS", "data": {
+            "providerAccount": [{"id": 4210995860u64,
+                                 "dataset": [{"additionalStatus": "ACCT_SUMMARY_RECEIVED"}]}]}}});
+        assert_eq!(
+            event_name(&yodlee),
+            "REFRESH.INTERIM_PROGRESS ACCT_SUMMARY_RECEIVED (providerAccount 4210995860)"
+        );
+        let test = json!({"event": {"info": "ENDPOINT.TEST", "data": {}}});
+        assert_eq!(event_name(&test), "ENDPOINT.TEST");
+        assert_eq!(
+            event_name(&json!({"taskStatus": "FINISHED"})),
+            "accounts FINISHED"
+        );
+        assert_eq!(
+            event_name(&json!([{"eventName": "endpoint_test"}])),
+            "endpoint_test"
+        );
+        assert_eq!(
+            event_name(&json!({"type": "endpoint.test"})),
+            "endpoint.test"
+        );
     }
 }

@@ -325,7 +325,7 @@ on_both_stores! {
         app.stop().await;
     }
 
-    async fn vendor_endpoints_are_tested_with_the_standard_envelope_signed_their_way(app: TestApp) {
+    async fn each_endpoint_is_tested_in_its_vendors_shape_signed_its_way(app: TestApp) {
         let key = app.new_application("tests").await;
         let hooks = one_endpoint_per_dialect(&app, &key).await;
         let jwks = jwks(&app).await;
@@ -339,19 +339,46 @@ on_both_stores! {
             let g = &got[0];
             verify_standard(h.secret(), g);
             let body: Value = serde_json::from_slice(&g.body).unwrap();
-            assert_eq!(body["type"], "endpoint.test", "{dialect}: {body}");
-            assert_eq!(body["data"]["data"]["dialect"], dialect.name());
-            assert_eq!(body["data"]["endpoint_id"], h.id());
+            // Each vendor's receiver parses it as that vendor's message, named as no real
+            // message is, carrying what the caller passed.
             match dialect {
+                Dialect::Standard => {
+                    assert_eq!(body["type"], "endpoint.test", "{body}");
+                    assert_eq!(body["data"]["data"]["dialect"], "standard");
+                    assert_eq!(body["data"]["endpoint_id"], h.id());
+                }
                 Dialect::Bud => {
                     verify_bud_signature(&jwks, g);
+                    assert_eq!(body["event"], "freshet.endpoint.test", "{body}");
+                    assert_eq!(body["endpoint_id"], h.id());
+                    assert_eq!(body["data"]["dialect"], "bud");
                 }
-                Dialect::Klavi => verify_klavi_signature(h.secret(), g),
-                Dialect::Tatra => assert_eq!(header(g, "authorization"), Some(TATRA_HEADER)),
-                Dialect::Standard | Dialect::Yodlee => {
-                    assert_eq!(header(g, "x-signature"), None);
-                    assert_eq!(header(g, "x-klavi-signature"), None);
+                Dialect::Klavi => {
+                    verify_klavi_signature(h.secret(), g);
+                    assert!(body.is_array(), "a JSON array, as every Klavi event: {body}");
+                    assert_eq!(body.as_array().unwrap().len(), 1);
+                    let e = &body[0];
+                    assert_eq!((&e["eventType"], &e["eventName"]), (&json!("api"), &json!("endpoint_test")));
+                    assert_eq!(e["partnerAppId"], PARTNER_APP_ID);
+                    assert_eq!(e["payload"]["endpointId"], h.id());
+                    assert_eq!(e["payload"]["data"]["dialect"], "klavi");
+                    assert!(e["eventTime"].as_str().unwrap().ends_with('Z'));
                 }
+                Dialect::Tatra => {
+                    assert_eq!(header(g, "authorization"), Some(TATRA_HEADER));
+                    assert_eq!(body, json!({"consentId": h.id(), "eventType": "TEST", "accounts": []}));
+                }
+                Dialect::Yodlee => {
+                    assert_eq!(body["event"]["info"], "ENDPOINT.TEST", "{body}");
+                    assert_eq!(body["event"]["notificationId"], header(g, "webhook-id").unwrap());
+                    assert_eq!(body["event"]["data"]["data"]["dialect"], "yodlee");
+                }
+            }
+            if !matches!(dialect, Dialect::Bud) {
+                assert_eq!(header(g, "x-signature"), None);
+            }
+            if !matches!(dialect, Dialect::Klavi) {
+                assert_eq!(header(g, "x-klavi-signature"), None);
             }
         }
         app.stop().await;

@@ -19,6 +19,7 @@ mod sandbox;
 mod strict;
 mod support;
 mod tenancy;
+mod vendor_refresh;
 mod webdriver;
 mod webhooks;
 

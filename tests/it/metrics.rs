@@ -316,8 +316,8 @@ async fn a_spent_budget_is_reported_and_not_scheduled(app: TestApp) {
         ));
     }
     runs.sort();
-    let mut want = vec![r#""manual" "natwest""#.to_string(); 4];
-    want.push(r#""scheduled" "lloyds""#.into());
+    let mut want = vec![r#""first_import" "lloyds""#.to_string()];
+    want.extend(vec![r#""manual" "natwest""#.to_string(); 4]);
     assert_eq!(runs, want);
 
     let s = scrape(&format!("http://{}", scheduler.addr())).await;

@@ -711,7 +711,7 @@ async fn the_scheduler_refreshes_warns_and_expires() {
             let (_, t) = c
                 .call(Method::GET, &format!("/v1/refresh-tasks/{task}"), None)
                 .await;
-            assert_eq!(t["trigger"], "scheduled");
+            assert_eq!(t["trigger"], "first_import");
             assert_eq!(t["status"], "Completed", "{t}");
             for _ in 0..100 {
                 let (_, now) = c
@@ -933,7 +933,7 @@ async fn three_nodes_on_postgres_refresh_each_consent_once() {
             .call(Method::GET, &format!("/v1/refresh-tasks/{task}"), None)
             .await;
         assert_eq!(t["status"], "Completed", "{t}");
-        assert_eq!(t["trigger"], "scheduled");
+        assert_eq!(t["trigger"], "first_import");
         assert_eq!(t["sub_tasks"][0]["attempts"], 1, "claimed by one node: {t}");
     }
     for n in others {

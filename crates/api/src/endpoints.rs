@@ -5,7 +5,10 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use freshet_engine::webhooks::{EndpointError, EndpointFields, EndpointPatch};
+use freshet_engine::{
+    delivery::retry::policy_for,
+    webhooks::{EndpointError, EndpointFields, EndpointPatch},
+};
 use freshet_model::{
     EventType, Patch,
     webhooks::{EndpointId, WebhookEndpoint},
@@ -59,6 +62,10 @@ pub struct EndpointIn {
     partner_app_id: Option<String>,
     /// Waits in seconds before each retry; absent = the default schedule.
     retry_schedule: Option<Vec<u32>>,
+    /// `bud`, `tatra`, `yodlee`: also receive the messages of scheduled refreshes (by default
+    /// only refreshes a client asked for, and for `yodlee` the first import, are reported; see
+    /// docs/dialects.md). Default false; no effect on `standard` and `klavi`.
+    scheduled_refreshes: Option<bool>,
 }
 
 /// Changes to an endpoint: absent fields stay, `null` clears.
@@ -93,6 +100,10 @@ pub struct EndpointPatchIn {
     #[serde(default)]
     #[schema(value_type = Option<Vec<u32>>)]
     retry_schedule: Patch<Vec<u32>>,
+    /// See `scheduled_refreshes` on creation.
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    scheduled_refreshes: Patch<bool>,
 }
 
 /// A webhook endpoint.
@@ -115,7 +126,14 @@ pub struct EndpointOut {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     active_from: OffsetDateTime,
+    /// How the endpoint starts, and starts again when re-enabled: `immediate` or `next_hour`.
+    activation: String,
+    /// Whether a vendor dialect also receives scheduled refreshes' messages.
+    scheduled_refreshes: bool,
+    /// The endpoint's own retry schedule, if it has one.
     retry_schedule: Option<Vec<u32>>,
+    /// The retry schedule and timeout in force.
+    delivery: DeliveryOut,
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     last_success_at: Option<OffsetDateTime>,
@@ -136,9 +154,34 @@ pub struct EndpointOut {
     health: Option<HealthOut>,
 }
 
+/// How deliveries to an endpoint are retried and timed: its own schedule, else its vendor's
+/// where the vendor documents one (Yodlee, Klavi), else freshet's.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryOut {
+    /// `endpoint` (its own `retry_schedule`), `yodlee`, `klavi`, or `freshet`.
+    source: &'static str,
+    /// The waits before each retry, in seconds; after the last the delivery is dead.
+    retry_schedule_seconds: Vec<f64>,
+    /// The receiver's time to answer, in seconds; `null`: the node's
+    /// `--delivery-timeout-seconds`.
+    timeout_seconds: Option<f64>,
+}
+
+impl DeliveryOut {
+    fn of(e: &WebhookEndpoint) -> Self {
+        let p = policy_for(&e.dialect, e.retry_schedule.as_deref());
+        Self {
+            source: p.source,
+            retry_schedule_seconds: p.retries.waits().iter().map(|w| w.as_secs_f64()).collect(),
+            timeout_seconds: p.timeout.map(|t| t.as_secs_f64()),
+        }
+    }
+}
+
 impl EndpointOut {
     fn new(e: WebhookEndpoint, show_secret: bool) -> Self {
         let now = freshet_model::time::now();
+        let delivery = DeliveryOut::of(&e);
         Self {
             id: e.id.0,
             status: if !e.enabled {
@@ -158,7 +201,10 @@ impl EndpointOut {
             has_security_header: e.security_header.is_some(),
             partner_app_id: e.partner_app_id,
             active_from: e.active_from,
+            activation: e.activation,
+            scheduled_refreshes: e.scheduled_refreshes,
             retry_schedule: e.retry_schedule,
+            delivery,
             last_success_at: e.last_success_at,
             failing_since: e.failing_since,
             created_at: e.created_at,
@@ -278,6 +324,7 @@ async fn create_endpoint(
         ordered: b.ordered,
         partner_app_id: b.partner_app_id,
         retry_schedule: b.retry_schedule,
+        scheduled_refreshes: b.scheduled_refreshes,
     };
     let e = state.endpoints.create(app, fields).await?;
     Ok((StatusCode::CREATED, Json(EndpointOut::new(e, true))))
@@ -358,6 +405,7 @@ async fn update_endpoint(
         enabled: b.enabled,
         partner_app_id: b.partner_app_id,
         retry_schedule: b.retry_schedule,
+        scheduled_refreshes: b.scheduled_refreshes,
     };
     let e = state
         .endpoints

@@ -13,7 +13,10 @@
 
 #![forbid(unsafe_code)]
 
-use freshet_model::{EventType, events::Event};
+use freshet_model::{
+    EventType,
+    events::{Event, RefreshTrigger},
+};
 use time::OffsetDateTime;
 
 pub mod bud;
@@ -21,12 +24,14 @@ mod endpoint;
 pub mod klavi;
 pub mod standard;
 pub mod tatra;
+mod test_event;
 mod wire;
 pub mod yodlee;
 
 pub use bud::{BudSigningKey, BudVerifyError, KeyError, jwks, verify_bud};
 pub use endpoint::EndpointRuleError;
 pub use standard::{VerifyError, new_secret, standard_signature, verify_standard};
+pub use test_event::render_test;
 
 /// A wire format an endpoint receives events in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,6 +89,32 @@ impl Dialect {
     /// Whether this dialect sends events of type `t`.
     pub fn sends(self, t: EventType) -> bool {
         self.event_types().contains(&t)
+    }
+
+    /// Whether an endpoint of this dialect that has not opted in to scheduled refreshes gets
+    /// an event of type `t` recorded by a refresh started by `trigger`. Bud's
+    /// `refresh.completed`, Tatra banka's accountEvent and Yodlee's REFRESH notifications
+    /// answer a refresh the client asked for (Initiate Refresh, `PUT /refresh`, the update
+    /// account call), and Yodlee's also the first import of an account the user added; a
+    /// receiver that maps them to its own requests breaks on tasks it never started.
+    /// Everything else is sent whatever started the refresh.
+    pub fn reports_refresh(self, t: EventType, trigger: RefreshTrigger) -> bool {
+        use EventType as T;
+        let answers_requests = matches!(
+            (self, t),
+            (Self::Bud, T::RefreshCompleted)
+                | (Self::Tatra, T::AccountsUpdated)
+                | (
+                    Self::Yodlee,
+                    T::RefreshProgress | T::RefreshProviderCompleted
+                )
+        );
+        match trigger {
+            _ if !answers_requests => true,
+            RefreshTrigger::Manual => true,
+            RefreshTrigger::FirstImport => self == Self::Yodlee,
+            RefreshTrigger::Scheduled => false,
+        }
     }
 
     /// The dialect's own rules for an endpoint's URL and security header (Tatra banka: no query
@@ -259,6 +290,24 @@ mod tests {
             let vendors = Dialect::ALL.into_iter().filter(|d| d.sends(t));
             assert_eq!(vendors.collect::<Vec<_>>(), [Dialect::Standard], "{t:?}");
         }
+    }
+
+    #[test]
+    fn vendors_report_the_refreshes_a_client_asked_for() {
+        use EventType as T;
+        use RefreshTrigger as R;
+        for d in Dialect::ALL {
+            for t in d.event_types() {
+                assert!(d.reports_refresh(*t, R::Manual), "{d} {t:?}");
+            }
+        }
+        assert!(Dialect::Standard.reports_refresh(T::RefreshCompleted, R::Scheduled));
+        assert!(!Dialect::Bud.reports_refresh(T::RefreshCompleted, R::Scheduled));
+        assert!(!Dialect::Bud.reports_refresh(T::RefreshCompleted, R::FirstImport));
+        assert!(!Dialect::Tatra.reports_refresh(T::AccountsUpdated, R::FirstImport));
+        assert!(Dialect::Tatra.reports_refresh(T::TransactionsNew, R::Scheduled));
+        assert!(Dialect::Yodlee.reports_refresh(T::RefreshProgress, R::FirstImport));
+        assert!(!Dialect::Yodlee.reports_refresh(T::RefreshProviderCompleted, R::Scheduled));
     }
 
     #[test]

@@ -120,11 +120,7 @@ fn completed<'a>(e: &'a ProviderCompleted, ctx: &Context<'a>) -> Result<Body<'a>
     let dataset = Dataset {
         name: "BASIC_AGG_DATA",
         additional_status,
-        update_eligibility: if s.reconnect_required {
-            "ALLOW_UPDATE_WITH_CREDENTIALS"
-        } else {
-            "ALLOW_UPDATE"
-        },
+        update_eligibility: eligibility(additional_status, s.reconnect_required),
         last_updated: s.last_updated.map(time).transpose()?,
         last_update_attempt: s.last_update_attempt.map(time).transpose()?,
     };
@@ -174,7 +170,7 @@ fn provider_account<'a>(
         is_manual: false,
         created_date: time(s.link.created_at)?,
         aggregation_source: match trigger {
-            RefreshTrigger::Manual => "USER",
+            RefreshTrigger::Manual | RefreshTrigger::FirstImport => "USER",
             RefreshTrigger::Scheduled => "SYSTEM",
         },
         status,
@@ -201,6 +197,63 @@ fn outcome(result: ResultCode) -> (&'static str, &'static str) {
     ("FAILED", additional)
 }
 
+/// Whether and how the user may refresh again, in Yodlee's words: a site Yodlee does not
+/// support never (`DISALLOW_UPDATE`), a consent to give again only through the bank
+/// (`ALLOW_UPDATE_WITH_CREDENTIALS`), anything else as is (`ALLOW_UPDATE`).
+fn eligibility(additional_status: &str, reconnect_required: bool) -> &'static str {
+    match additional_status {
+        "SITE_NOT_SUPPORTED" => "DISALLOW_UPDATE",
+        "CONSENT_REQUIRED"
+        | "CONSENT_EXPIRED"
+        | "CONSENT_REVOKED"
+        | "NEW_AUTHENTICATION_REQUIRED" => "ALLOW_UPDATE_WITH_CREDENTIALS",
+        _ if reconnect_required => "ALLOW_UPDATE_WITH_CREDENTIALS",
+        _ => "ALLOW_UPDATE",
+    }
+}
+
+/// Yodlee's enumeration of a dataset's `additionalStatus` (its providerAccount and account
+/// data model); freshet sends only these.
+pub const ADDITIONAL_STATUSES: &[&str] = &[
+    "LOGIN_IN_PROGRESS",
+    "DATA_RETRIEVAL_IN_PROGRESS",
+    "ACCT_SUMMARY_RECEIVED",
+    "AVAILABLE_DATA_RETRIEVED",
+    "PARTIAL_DATA_RETRIEVED",
+    "DATA_RETRIEVAL_FAILED",
+    "DATA_NOT_AVAILABLE",
+    "ACCOUNT_LOCKED",
+    "ADDL_AUTHENTICATION_REQUIRED",
+    "BETA_SITE_DEV_IN_PROGRESS",
+    "CREDENTIALS_UPDATE_NEEDED",
+    "INCORRECT_CREDENTIALS",
+    "PROPERTY_VALUE_NOT_AVAILABLE",
+    "INVALID_ADDL_INFO_PROVIDED",
+    "REQUEST_TIME_OUT",
+    "SITE_BLOCKING_ERROR",
+    "UNEXPECTED_SITE_ERROR",
+    "SITE_NOT_SUPPORTED",
+    "SITE_UNAVAILABLE",
+    "TECH_ERROR",
+    "USER_ACTION_NEEDED_AT_SITE",
+    "SITE_SESSION_INVALIDATED",
+    "NEW_AUTHENTICATION_REQUIRED",
+    "DATASET_NOT_SUPPORTED",
+    "ENROLLMENT_REQUIRED_FOR_DATASET",
+    "CONSENT_REQUIRED",
+    "CONSENT_EXPIRED",
+    "CONSENT_REVOKED",
+    "INCORRECT_OAUTH_TOKEN",
+    "MIGRATION_IN_PROGRESS",
+];
+
+/// Yodlee's enumeration of a dataset's `updateEligibility`.
+pub const UPDATE_ELIGIBILITIES: &[&str] = &[
+    "ALLOW_UPDATE",
+    "ALLOW_UPDATE_WITH_CREDENTIALS",
+    "DISALLOW_UPDATE",
+];
+
 fn time(t: OffsetDateTime) -> Result<String, RenderError> {
     wire::seconds_z(t).map_err(|_| RenderError::Time(Dialect::Yodlee))
 }
@@ -208,6 +261,32 @@ fn time(t: OffsetDateTime) -> Result<String, RenderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_word_is_from_yodlees_enumerations() {
+        for code in ResultCode::ALL {
+            let (_, additional) = outcome(code);
+            assert!(ADDITIONAL_STATUSES.contains(&additional), "{code:?}");
+            for reconnect in [false, true] {
+                let e = eligibility(additional, reconnect);
+                assert!(UPDATE_ELIGIBILITIES.contains(&e), "{code:?}");
+            }
+        }
+        for interim in ["DATA_RETRIEVAL_IN_PROGRESS", "ACCT_SUMMARY_RECEIVED"] {
+            assert!(ADDITIONAL_STATUSES.contains(&interim));
+        }
+        // The seed's failure example misspells it; Yodlee's enumeration does not.
+        assert!(!ADDITIONAL_STATUSES.contains(&"DATA_RETREIVAL_FAILED"));
+        assert_eq!(
+            outcome(ResultCode::ProviderFailure).1,
+            "DATA_RETRIEVAL_FAILED"
+        );
+        assert_eq!(eligibility("SITE_NOT_SUPPORTED", false), "DISALLOW_UPDATE");
+        assert_eq!(
+            eligibility("CONSENT_REQUIRED", false),
+            "ALLOW_UPDATE_WITH_CREDENTIALS"
+        );
+    }
 
     #[test]
     fn only_success_succeeds() {

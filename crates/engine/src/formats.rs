@@ -8,13 +8,11 @@
 //! works for every dialect.
 //!
 //! `endpoint.test` is freshet's own and no vendor sends it, so a test of a vendor-dialect
-//! endpoint gets the `standard` envelope — carrying, over that body, the vendor's own
-//! signature headers as well (Bud's JWT, Klavi's HMAC; Tatra's `Authorization`), so a test
-//! exercises the receiver's verification the way real events will.
+//! endpoint gets a body in that vendor's shape with a name no real message has, signed the
+//! vendor's way (`freshet_dialects::render_test`), so a test exercises the receiver's parsing
+//! and verification the way real events will without looking like one.
 
-use freshet_dialects::{
-    Context, Dialect, RenderError, Rendered, klavi::klavi_signature, render, standard_signature,
-};
+use freshet_dialects::{Context, Dialect, Rendered, render, render_test, standard_signature};
 pub use freshet_dialects::{VerifyError, new_secret, verify_standard};
 use freshet_model::{
     EventType,
@@ -23,7 +21,10 @@ use freshet_model::{
 use freshet_store::Claim;
 use time::OffsetDateTime;
 
-use crate::{delivery::sender::Outgoing, signing_keys::KeySet};
+use crate::{
+    delivery::{retry::policy_for, sender::Outgoing},
+    signing_keys::KeySet,
+};
 
 /// The names of the dialects that send events of type `t`.
 pub fn dialects_sending(t: EventType) -> Vec<&'static str> {
@@ -62,6 +63,7 @@ pub fn prepare(claim: &Claim, now: OffsetDateTime, keys: &KeySet) -> Result<Outg
         url: endpoint.url.clone(),
         body: rendered.body,
         headers,
+        timeout: policy_for(&endpoint.dialect, None).timeout,
     })
 }
 
@@ -104,44 +106,12 @@ fn rendered(
         bud_key: Some(keys.signing()),
         klavi_secret: Some(&endpoint.secret),
     };
-    if event.event_type == EventType::EndpointTest && dialect != Dialect::Standard {
+    if event.event_type == EventType::EndpointTest {
         render_test(dialect, &event, &ctx)
     } else {
         render(dialect, &event, &ctx)
     }
     .map_err(|e| e.to_string())
-}
-
-/// An `endpoint.test` for a vendor-dialect endpoint: the `standard` envelope, signed the
-/// vendor's way too.
-fn render_test(dialect: Dialect, event: &Event, ctx: &Context) -> Result<Rendered, RenderError> {
-    let mut rendered = render(Dialect::Standard, event, ctx)?;
-    let missing = |what| RenderError::Missing { dialect, what };
-    match dialect {
-        Dialect::Bud => {
-            let key = ctx.bud_key.ok_or(missing("a signing key"))?;
-            let jwt = key
-                .sign(&rendered.body, ctx.webhook_id, ctx.sent_at)
-                .map_err(|_| missing("a working signing key"))?;
-            rendered.headers.push(("x-signature", jwt));
-            rendered
-                .headers
-                .push(("x-signing-id", key.kid().to_string()));
-        }
-        Dialect::Klavi => {
-            let secret = ctx.klavi_secret.ok_or(missing("a signing secret"))?;
-            let signature = klavi_signature(secret, &rendered.body);
-            rendered.headers.push(("x-klavi-signature", signature));
-            rendered.headers.push((
-                "x-klavi-timestamp",
-                ctx.sent_at.unix_timestamp().to_string(),
-            ));
-        }
-        // Tatra's Authorization is the security header, which every dialect sends; Yodlee
-        // signs nothing.
-        Dialect::Standard | Dialect::Tatra | Dialect::Yodlee => {}
-    }
-    Ok(rendered)
 }
 
 /// Sets a header once: a later value for the same name replaces the earlier.
@@ -157,7 +127,7 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
 
 #[cfg(test)]
 mod tests {
-    use freshet_dialects::{BudSigningKey, verify_bud};
+    use freshet_dialects::{BudSigningKey, klavi::klavi_signature, verify_bud};
     use freshet_model::{
         ApplicationId,
         webhooks::{Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId, WebhookEndpoint},
@@ -225,6 +195,8 @@ mod tests {
                 previous_secret: Some(new_secret()),
                 previous_secret_until: Some(now + Duration::hours(1)),
                 retry_schedule: None,
+                scheduled_refreshes: false,
+                activation: "immediate".into(),
                 last_success_at: None,
                 failing_since: None,
                 created_at: now,
@@ -232,6 +204,7 @@ mod tests {
             },
             token: "t".into(),
             body: None,
+            ordering_key: None,
         }
     }
 
@@ -313,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn vendor_endpoints_are_tested_with_the_standard_envelope_signed_their_way() {
+    fn vendor_endpoints_are_tested_in_their_vendors_shape_signed_their_way() {
         let key = BudSigningKey::generate().unwrap();
         let jwks = freshet_dialects::jwks(std::slice::from_ref(&key));
         let keys = KeySet::single(key);
@@ -324,8 +297,14 @@ mod tests {
             let out = prepare(&c, now, &keys).unwrap();
             assert_standard_signed(&c, &out);
             let body: Value = serde_json::from_slice(&out.body).unwrap();
-            assert_eq!(body["type"], "endpoint.test", "{dialect}");
-            assert_eq!(body["data"]["data"]["hello"], "world");
+            let hello = match dialect {
+                Dialect::Standard => &body["data"]["data"],
+                Dialect::Bud => &body["data"],
+                Dialect::Klavi => &body[0]["payload"]["data"],
+                Dialect::Yodlee => &body["event"]["data"]["data"],
+                Dialect::Tatra => &json!({"hello": "world"}),
+            };
+            assert_eq!(hello["hello"], "world", "{dialect}: {body}");
             let bud = header(&out, "x-signature");
             let klavi = header(&out, "x-klavi-signature");
             match dialect {

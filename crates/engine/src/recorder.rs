@@ -269,7 +269,7 @@ async fn write(
         .iter()
         .map(|job| {
             let fanout = match &job.target {
-                Target::Subscribers(dialects) => Fanout::Subscribers { dialects },
+                Target::Subscribers(dialects) => Fanout::to(dialects),
                 Target::Only(endpoint) => Fanout::Only(*endpoint),
             };
             (job.event.clone(), fanout)

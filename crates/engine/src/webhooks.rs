@@ -10,7 +10,7 @@ use std::sync::Arc;
 use freshet_dialects::Dialect;
 use freshet_model::{
     ApplicationId, CustomerId, EventType, FieldError, Patch, Validation,
-    events::{EndpointDisabled, EndpointTest, EventData},
+    events::{EndpointDisabled, EndpointTest, EventData, RefreshTrigger},
     webhooks::{EndpointId, EventId, WebhookEndpoint},
 };
 use freshet_store::{Fanout, NewEndpoint, Store, StoreError, StoredEvent, Tx};
@@ -27,6 +27,13 @@ use crate::{
     recorder::{Ready, Target, record_leased},
     signing_keys::SigningKeys,
 };
+
+/// The refresh task events come from.
+#[derive(Clone, Debug)]
+pub struct RefreshOrigin {
+    pub task_id: String,
+    pub trigger: RefreshTrigger,
+}
 
 /// Longest description and partner app id.
 const MAX_DESCRIPTION: usize = 500;
@@ -50,6 +57,13 @@ impl Activation {
             "immediate" => Ok(Self::Immediate),
             "next_hour" => Ok(Self::NextHour),
             _ => Err("must be `immediate` or `next_hour`".into()),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Immediate => "immediate",
+            Self::NextHour => "next_hour",
         }
     }
 
@@ -79,6 +93,8 @@ pub struct EndpointFields {
     pub ordered: Option<bool>,
     pub partner_app_id: Option<String>,
     pub retry_schedule: Option<Vec<u32>>,
+    /// A vendor dialect also gets scheduled refreshes' messages.
+    pub scheduled_refreshes: Option<bool>,
 }
 
 /// Changes to an endpoint: absent fields stay, `null` clears.
@@ -93,6 +109,7 @@ pub struct EndpointPatch {
     pub enabled: Patch<bool>,
     pub partner_app_id: Patch<String>,
     pub retry_schedule: Patch<Vec<u32>>,
+    pub scheduled_refreshes: Patch<bool>,
 }
 
 /// What can go wrong managing endpoints.
@@ -159,6 +176,8 @@ impl Endpoints {
             active_from: activation.start(now),
             secret: freshet_dialects::new_secret(),
             retry_schedule: f.retry_schedule,
+            scheduled_refreshes: f.scheduled_refreshes.unwrap_or(false),
+            activation: activation.as_str().to_string(),
         };
         self.check(
             &mut v,
@@ -207,18 +226,28 @@ impl Endpoints {
                 if let Patch::Value(ordered) = p.ordered {
                     e.ordered = ordered;
                 }
+                if let Patch::Value(on) = p.scheduled_refreshes {
+                    e.scheduled_refreshes = on;
+                }
                 match p.activation {
                     Patch::Value(a) => match Activation::parse(&a) {
-                        Ok(a) => e.active_from = a.start(now),
+                        Ok(a) => {
+                            e.active_from = a.start(now);
+                            e.activation = a.as_str().to_string();
+                        }
                         Err(msg) => v.add("activation", msg),
                     },
                     Patch::Null | Patch::Absent => {}
                 }
                 if let Patch::Value(enabled) = p.enabled {
                     if enabled && !e.enabled {
-                        // Re-enabling starts a fresh health record.
+                        // Re-enabling starts a fresh health record, and starts the endpoint
+                        // as creating it did (Tatra banka: at the next full hour).
                         e.failing_since = None;
                         e.disabled_reason = None;
+                        let activation =
+                            Activation::parse(&e.activation).unwrap_or(Activation::Immediate);
+                        e.active_from = e.active_from.max(activation.start(now));
                     }
                     if !enabled && e.enabled {
                         e.disabled_reason = Some("disabled by the application".into());
@@ -415,23 +444,65 @@ impl Engine {
         customer: Option<CustomerId>,
         events: Vec<(EventType, EventData)>,
     ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
+        self.record_batch(tx, app, customer, events, None).await
+    }
+
+    /// Records the events of one refresh task, like [`Engine::record_all`]: on every endpoint
+    /// they leave in the order recorded, each once the one before it settled (a receiver gets a
+    /// refresh's stages in order, whatever the endpoint and however many nodes), and a vendor
+    /// dialect gets those that answer a client's request only for the refreshes it reports
+    /// ([`Dialect::reports_refresh`]) or when the endpoint takes scheduled refreshes.
+    pub async fn record_refresh(
+        &self,
+        tx: &mut Tx,
+        app: ApplicationId,
+        customer: CustomerId,
+        refresh: &RefreshOrigin,
+        events: Vec<(EventType, EventData)>,
+    ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
+        self.record_batch(tx, app, Some(customer), events, Some(refresh))
+            .await
+    }
+
+    async fn record_batch(
+        &self,
+        tx: &mut Tx,
+        app: ApplicationId,
+        customer: Option<CustomerId>,
+        events: Vec<(EventType, EventData)>,
+        refresh: Option<&RefreshOrigin>,
+    ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
         let mut stored = Vec::with_capacity(events.len());
         for (t, data) in &events {
-            stored.push((
-                new_event(app, customer, *t, data)?,
-                formats::dialects_sending(*t),
-            ));
+            let dialects = formats::dialects_sending(*t);
+            let opted_in: Vec<&'static str> = match refresh {
+                Some(r) => Dialect::ALL
+                    .into_iter()
+                    .filter(|d| d.sends(*t) && !d.reports_refresh(*t, r.trigger))
+                    .map(Dialect::name)
+                    .collect(),
+                None => Vec::new(),
+            };
+            stored.push((new_event(app, customer, *t, data)?, dialects, opted_in));
         }
+        let series = refresh.map(|r| r.task_id.as_str());
         let batch: Vec<(StoredEvent, Fanout<'_>)> = stored
             .iter()
-            .map(|(e, dialects)| (e.clone(), Fanout::Subscribers { dialects }))
+            .map(|(e, dialects, opted_in)| {
+                let fanout = Fanout::Subscribers {
+                    dialects,
+                    opted_in,
+                    series,
+                };
+                (e.clone(), fanout)
+            })
             .collect();
         let (ready, _) = record_leased(tx, &batch, self.handoff.as_ref()).await?;
         // Counted once written: the caller's commit comes next, and only a failing database
         // stops it.
         self.metrics()
-            .events_recorded(stored.iter().map(|(e, _)| e.event_type));
-        Ok((stored.into_iter().map(|(e, _)| e).collect(), ready))
+            .events_recorded(stored.iter().map(|(e, ..)| e.event_type));
+        Ok((stored.into_iter().map(|(e, ..)| e).collect(), ready))
     }
 
     /// Sends an `endpoint.test` event to one endpoint of `app`, whatever it subscribes to;
@@ -461,13 +532,27 @@ impl Engine {
         since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<(u64, u64), StoreError> {
-        let sent = Dialect::parse(&endpoint.dialect).map_or(&[][..], Dialect::event_types);
+        let dialect = Dialect::parse(&endpoint.dialect);
+        let sent = dialect.map_or(&[][..], Dialect::event_types);
         let filter = endpoint.event_types.clone();
+        // As when they were first recorded: a vendor dialect gets the refreshes it reports.
+        let reported = |t: EventType, data: &Value| {
+            let trigger = serde_json::from_value(data["trigger"].clone()).unwrap_or_default();
+            endpoint.scheduled_refreshes || dialect.is_none_or(|d| d.reports_refresh(t, trigger))
+        };
         let counts = self
             .store
-            .replay_endpoint(endpoint.application_id, endpoint.id, since, until, |t| {
-                sent.contains(&t) && filter.as_ref().is_none_or(|f| f.contains(&t))
-            })
+            .replay_endpoint(
+                endpoint.application_id,
+                endpoint.id,
+                since,
+                until,
+                |t, data| {
+                    sent.contains(&t)
+                        && filter.as_ref().is_none_or(|f| f.contains(&t))
+                        && reported(t, data)
+                },
+            )
             .await?;
         self.wake_dispatcher();
         Ok(counts)

@@ -215,6 +215,9 @@ pub enum RefreshTrigger {
     Manual,
     /// freshet's scheduler started it.
     Scheduled,
+    /// The consent's first import after the customer authorised it (started by the scheduler,
+    /// which takes a consent's refreshes as first imports until one has succeeded).
+    FirstImport,
 }
 
 /// A consent's id and expiry, as Bud's `consent_details[]` lists them.
@@ -280,6 +283,9 @@ pub struct ProviderCompleted {
 pub struct RefreshCompleted {
     pub customer: CustomerSnapshot,
     pub task_id: String,
+    /// Absent in payloads written before it existed: those read as `manual`.
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     pub status: TaskStatus,
     pub result: ResultCode,
     pub has_new_transactions: bool,
@@ -328,6 +334,9 @@ pub struct AccountsUpdated {
     pub consent_id: String,
     /// The sub-task's id (what Tatra's `PUT /refresh` returned).
     pub task_id: String,
+    /// What started the refresh; absent in payloads written before it existed (`manual`).
+    #[serde(default)]
+    pub trigger: RefreshTrigger,
     pub task_status: TaskStatus,
     pub accounts: Vec<AccountChange>,
 }

@@ -200,15 +200,22 @@ impl TaskStatus {
 }
 
 impl RefreshTrigger {
+    /// Whether a client asked for this refresh: through the API, or by authorising a consent
+    /// (whose first import follows). Vendor dialects report refreshes a client asked for.
+    pub fn requested(self) -> bool {
+        matches!(self, Self::Manual | Self::FirstImport)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Manual => "manual",
             Self::Scheduled => "scheduled",
+            Self::FirstImport => "first_import",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Manual, Self::Scheduled]
+        [Self::Manual, Self::Scheduled, Self::FirstImport]
             .into_iter()
             .find(|v| v.as_str() == s)
     }

@@ -49,6 +49,10 @@ pub struct WebhookEndpoint {
     pub previous_secret_until: Option<OffsetDateTime>,
     /// Delays in seconds before each retry; `None` uses the default schedule.
     pub retry_schedule: Option<Vec<u32>>,
+    /// A vendor dialect also reports scheduled refreshes (it reports those a client asked for).
+    pub scheduled_refreshes: bool,
+    /// How the endpoint starts, and starts again when re-enabled: `immediate` or `next_hour`.
+    pub activation: String,
     pub last_success_at: Option<OffsetDateTime>,
     /// Start of the current run of failures, if failing.
     pub failing_since: Option<OffsetDateTime>,
@@ -166,6 +170,8 @@ mod tests {
             previous_secret: Some("old".into()),
             previous_secret_until: Some(now + Duration::hours(1)),
             retry_schedule: None,
+            scheduled_refreshes: false,
+            activation: "immediate".into(),
             last_success_at: None,
             failing_since: None,
             created_at: now,

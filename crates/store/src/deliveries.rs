@@ -5,8 +5,9 @@
 //! batch in one transaction. A node that dies mid-batch simply lets its leases expire; the rows
 //! are claimable again and go out again (at-least-once). PostgreSQL nodes claim with
 //! `FOR UPDATE SKIP LOCKED` so they never wait on each other; SQLite's single writer serialises
-//! claims by construction. Ordered endpoints are handled in the claim itself: a delivery waits
-//! while an earlier one for the same customer and endpoint is still unsettled.
+//! claims by construction. Order is kept in the claim itself: a delivery with an ordering key
+//! (an ordered endpoint's customer, or a refresh task's series) waits while an earlier one with
+//! the same key for the same endpoint is still unsettled.
 
 use std::collections::HashMap;
 
@@ -37,6 +38,9 @@ pub struct Claim {
     /// A body fixed when the delivery was created (a product for its callback URL), sent as
     /// is instead of the event rendered in the endpoint's dialect.
     pub body: Option<serde_json::Value>,
+    /// Set when the delivery waited for earlier ones (an ordered endpoint, a refresh's series):
+    /// once it settles, the next one may be claimed.
+    pub ordering_key: Option<String>,
 }
 
 /// What an attempt found.
@@ -157,7 +161,7 @@ impl Store {
             let deliveries = sqlx::query(concat!(
                 "SELECT ",
                 columns!(),
-                ", body FROM deliveries WHERE leased_by = $1"
+                ", body, ordering_key FROM deliveries WHERE leased_by = $1"
             ))
             .bind(&token)
             .fetch_all(pool)
@@ -201,6 +205,7 @@ impl Store {
                     delivery,
                     token: token.clone(),
                     body: row.opt_json("body")?,
+                    ordering_key: row.opt_text("ordering_key")?,
                 });
             }
             claims.sort_by_key(|c| (c.delivery.next_attempt_at, c.delivery.event_id));
@@ -392,15 +397,15 @@ impl Store {
 
     /// Sends an endpoint's events from `[since, until)` again: settled deliveries are re-queued
     /// (keeping their `webhook-id`), and events the endpoint never had a delivery for — because
-    /// it was created later, say — get one when `wanted` accepts their type. Returns
-    /// (re-queued, created).
+    /// it was created later, say — get one when `wanted` accepts their type and payload.
+    /// Returns (re-queued, created).
     pub async fn replay_endpoint(
         &self,
         app: ApplicationId,
         endpoint: EndpointId,
         since: OffsetDateTime,
         until: OffsetDateTime,
-        wanted: impl Fn(EventType) -> bool,
+        wanted: impl Fn(EventType, &serde_json::Value) -> bool,
     ) -> Result<(u64, u64)> {
         let now = freshet_model::time::now();
         on_pool!(self, write, |pool| {
@@ -433,7 +438,7 @@ impl Store {
                 return Ok((0, 0));
             };
             let missing = sqlx::query(
-                "SELECT e.id, e.event_type, e.customer_id FROM events e \
+                "SELECT e.id, e.event_type, e.customer_id, e.data FROM events e \
                  WHERE e.application_id = $1 AND e.created_at >= $3 AND e.created_at < $4 \
                    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.endpoint_id = $2) \
                  ORDER BY e.id",
@@ -447,7 +452,8 @@ impl Store {
             let mut created = 0;
             for row in &missing {
                 let event_type = EventType::parse(&row.text("event_type")?);
-                if !event_type.is_some_and(&wanted) {
+                let data: serde_json::Value = row.opt_json("data")?.unwrap_or_default();
+                if !event_type.is_some_and(|t| wanted(t, &data)) {
                     continue;
                 }
                 let key = row

@@ -31,6 +31,9 @@ pub struct NewEndpoint {
     pub active_from: OffsetDateTime,
     pub secret: String,
     pub retry_schedule: Option<Vec<u32>>,
+    pub scheduled_refreshes: bool,
+    /// `immediate` or `next_hour`.
+    pub activation: String,
 }
 
 macro_rules! columns {
@@ -38,7 +41,7 @@ macro_rules! columns {
         "id, application_id, url, dialect, event_types, description, enabled, disabled_reason, \
          ordered, security_header, partner_app_id, active_from, secret, previous_secret, \
          previous_secret_until, retry_schedule, last_success_at, failing_since, created_at, \
-         updated_at"
+         updated_at, scheduled_refreshes, activation"
     };
 }
 pub(crate) use columns as endpoint_columns;
@@ -87,6 +90,8 @@ pub(crate) fn endpoint_from_row(r: &impl RowExt) -> Result<WebhookEndpoint, sqlx
         failing_since: r.opt_ts("failing_since")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
+        scheduled_refreshes: r.bool("scheduled_refreshes")?,
+        activation: r.text("activation")?,
     })
 }
 
@@ -103,7 +108,7 @@ impl Store {
                 "INSERT INTO webhook_endpoints (",
                 columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, TRUE, NULL, $7, $8, $9, $10, $11, NULL, NULL, \
-                 $12, NULL, NULL, $13, $13) RETURNING ",
+                 $12, NULL, NULL, $13, $13, $14, $15) RETURNING ",
                 columns!()
             ))
             .bind(EndpointId::new().0)
@@ -119,6 +124,8 @@ impl Store {
             .bind(&e.secret)
             .bind(e.retry_schedule.as_ref().map(Json))
             .bind(Ts(now))
+            .bind(e.scheduled_refreshes)
+            .bind(&e.activation)
             .fetch_one(pool)
             .await?;
             Ok(endpoint_from_row(&row)?)
@@ -209,7 +216,8 @@ impl Store {
                  description = $6, enabled = $7, disabled_reason = $8, ordered = $9, \
                  security_header = $10, partner_app_id = $11, active_from = $12, secret = $13, \
                  previous_secret = $14, previous_secret_until = $15, retry_schedule = $16, \
-                 failing_since = $17, updated_at = $18 \
+                 failing_since = $17, updated_at = $18, scheduled_refreshes = $19, \
+                 activation = $20 \
                  WHERE application_id = $1 AND id = $2",
             )
             .bind(app.0)
@@ -230,6 +238,8 @@ impl Store {
             .bind(e.retry_schedule.as_ref().map(Json))
             .bind(e.failing_since.map(Ts))
             .bind(Ts(e.updated_at))
+            .bind(e.scheduled_refreshes)
+            .bind(&e.activation)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;

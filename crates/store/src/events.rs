@@ -69,11 +69,29 @@ pub(crate) fn event_from_row(r: &impl RowExt) -> Result<StoredEvent, sqlx::Error
 /// Where a new event goes: to every matching endpoint, or to one only (test events).
 #[derive(Clone, Copy, Debug)]
 pub enum Fanout<'a> {
-    /// Every enabled, active, subscribed endpoint whose dialect is one of these.
-    Subscribers { dialects: &'a [&'a str] },
+    /// Every enabled, active, subscribed endpoint whose dialect is one of `dialects` — for
+    /// those of `opted_in` only endpoints that take scheduled refreshes. Deliveries of one
+    /// `series` (a refresh task's events) leave each endpoint in event order, as an ordered
+    /// endpoint's deliveries of one customer do.
+    Subscribers {
+        dialects: &'a [&'a str],
+        opted_in: &'a [&'a str],
+        series: Option<&'a str>,
+    },
     /// This endpoint, whatever its subscriptions. When the application has no such endpoint
     /// the event is not stored at all (see [`Written::missing`]).
     Only(EndpointId),
+}
+
+impl<'a> Fanout<'a> {
+    /// Every enabled, active, subscribed endpoint whose dialect is one of `dialects`.
+    pub fn to(dialects: &'a [&'a str]) -> Self {
+        Self::Subscribers {
+            dialects,
+            opted_in: &[],
+            series: None,
+        }
+    }
 }
 
 /// What writing a batch of events did.
@@ -168,7 +186,9 @@ async fn write_events(
             continue;
         }
         let found = match fanout {
-            Fanout::Subscribers { dialects } => {
+            Fanout::Subscribers {
+                dialects, opted_in, ..
+            } => {
                 let app = event.application_id;
                 let all = match subscribers.entry(app) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -179,6 +199,7 @@ async fn write_events(
                 all.iter()
                     .filter(|e| {
                         dialects.contains(&e.dialect.as_str())
+                            && (e.scheduled_refreshes || !opted_in.contains(&e.dialect.as_str()))
                             && e.event_types
                                 .as_ref()
                                 .is_none_or(|types| types.contains(&event.event_type))
@@ -206,8 +227,18 @@ async fn write_events(
     });
     let mut rows: Vec<Row<'_>> = Vec::new();
     for (event, fanout) in stored.iter().copied() {
+        let series = match fanout {
+            Fanout::Subscribers { series, .. } => *series,
+            Fanout::Only(_) => None,
+        };
         for endpoint in &targets[&(event.application_id, fanout_key(event, fanout))] {
-            let leased = lease.is_some() && endpoint.enabled && !endpoint.ordered;
+            // An ordered endpoint keeps each customer's events in order, which covers a series.
+            let ordering_key = match event.customer_id {
+                Some(c) if endpoint.ordered => Some(c.0.to_string()),
+                _ => series.map(|s| format!("series:{s}")),
+            };
+            // What waits for an earlier delivery is left for a claim, which checks that.
+            let leased = lease.is_some() && endpoint.enabled && ordering_key.is_none();
             rows.push(Row {
                 delivery: Delivery {
                     id: DeliveryId::new(),
@@ -228,10 +259,7 @@ async fn write_events(
                 },
                 event,
                 endpoint,
-                ordering_key: event
-                    .customer_id
-                    .filter(|_| endpoint.ordered)
-                    .map(|c| c.0.to_string()),
+                ordering_key,
                 leased,
             });
         }
@@ -349,6 +377,7 @@ async fn write_events(
                 endpoint: r.endpoint.clone(),
                 token: l.token.to_string(),
                 body: None,
+                ordering_key: None,
             })
             .collect(),
     };
@@ -436,9 +465,14 @@ struct DeliveryColumns {
 /// What decides an event's targets besides its application.
 fn fanout_key(event: &StoredEvent, fanout: &Fanout<'_>) -> String {
     match fanout {
-        Fanout::Subscribers { dialects } => {
-            format!("s:{}:{}", event.event_type.as_str(), dialects.join(","))
-        }
+        Fanout::Subscribers {
+            dialects, opted_in, ..
+        } => format!(
+            "s:{}:{}:{}",
+            event.event_type.as_str(),
+            dialects.join(","),
+            opted_in.join(",")
+        ),
         Fanout::Only(endpoint) => format!("o:{endpoint}"),
     }
 }

@@ -217,6 +217,25 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// Records that the bank let a claimed sub-task in and listed the accounts, unless an
+    /// earlier attempt did; true when this call did (the stage is then reported once).
+    pub async fn reach_login_success(&mut self, id: SubTaskId, token: &str) -> Result<bool> {
+        let n = on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE refresh_subtasks SET stage = $3, updated_at = $4 \
+                 WHERE id = $1 AND lease_token = $2 AND stage IS NULL",
+            )
+            .bind(id.0)
+            .bind(token)
+            .bind(RefreshStage::LoginSuccess.as_str())
+            .bind(Ts(freshet_model::time::now()))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Ends a claimed sub-task as `end` says; `None` when the claim was lost (another node
     /// now has it).
     pub async fn finish_subtask(

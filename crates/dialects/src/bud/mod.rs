@@ -32,7 +32,7 @@ struct RefreshCompletedBody<'a> {
     event: &'static str,
     has_new_transactions: bool,
     task_id: &'a str,
-    result: ResultCode,
+    result: &'static str,
     status: TaskStatus,
     sub_tasks: Vec<SubTaskBody<'a>>,
 }
@@ -49,7 +49,7 @@ struct SubTaskBody<'a> {
     has_new_transactions: bool,
     provider: &'a str,
     reconnect_required: bool,
-    result: ResultCode,
+    result: &'static str,
     status: TaskStatus,
     task_id: &'a str,
 }
@@ -116,7 +116,7 @@ fn refresh_completed(e: &RefreshCompleted) -> Result<RefreshCompletedBody<'_>, R
         event: REFRESH_COMPLETED,
         has_new_transactions: e.has_new_transactions,
         task_id: &e.task_id,
-        result: e.result,
+        result: result(e.result),
         status: e.status,
         sub_tasks,
     })
@@ -144,14 +144,48 @@ fn sub_task<'a>(
         has_new_transactions: s.has_new_transactions,
         provider: &s.provider.name,
         reconnect_required: s.reconnect_required,
-        result: s.result.ok_or(RenderError::Missing {
+        result: result(s.result.ok_or(RenderError::Missing {
             dialect: Dialect::Bud,
             what: "every sub-task's result (refresh.completed lists ended sub-tasks)",
-        })?,
+        })?),
         status: s.status,
         task_id: &s.task_id,
     })
 }
+
+/// `success` or the nearest code of Bud's published Connect API errors. freshet's result
+/// codes are Bud's, but for two that Bud's list does not have: `consent_not_found` (Bud says
+/// `connection_not_found`) and `provider_unavailable` (the bank answered that it is
+/// temporarily unavailable: Bud's `provider_failure`, "the provider is experiencing issues").
+pub fn result(code: ResultCode) -> &'static str {
+    match code {
+        ResultCode::ConsentNotFound => "connection_not_found",
+        ResultCode::ProviderUnavailable => "provider_failure",
+        other => other.as_str(),
+    }
+}
+
+/// Every `result` a Bud message may carry: `success` and Bud's Connect API errors (its list
+/// also names request errors — `failed_body_decode`, `failed_validation`, `task_not_found` —
+/// that no refresh ends with).
+pub const RESULTS: &[&str] = &[
+    "success",
+    "internal_error",
+    "internal_transient_error",
+    "internal_timeout",
+    "auth_denied",
+    "auth_expired",
+    "connection_expired",
+    "connection_not_found",
+    "connection_revoked",
+    "provider_failure",
+    "provider_request_limit",
+    "provider_maintenance",
+    "provider_not_found",
+    "provider_timeout",
+    "connection_reauthenticate",
+    "provider_marked_account_invalid",
+];
 
 fn consent_detail(d: &ConsentDetail) -> Result<ConsentDetailBody<'_>, RenderError> {
     Ok(ConsentDetailBody {
@@ -177,4 +211,18 @@ fn consent_revoked<'a>(
 
 fn time(t: time::OffsetDateTime) -> Result<String, RenderError> {
     wire::seconds_z(t).map_err(|_| RenderError::Time(Dialect::Bud))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_is_one_of_buds_codes() {
+        for code in ResultCode::ALL {
+            assert!(RESULTS.contains(&result(code)), "{code:?}");
+        }
+        assert_eq!(result(ResultCode::ProviderFailure), "provider_failure");
+        assert_eq!(result(ResultCode::Success), "success");
+    }
 }

@@ -7,7 +7,7 @@ use freshet_model::{
     ConsentStatus, EventType, ResultCode,
     events::{
         ConsentChanged, ConsentDetail, ConsentSnapshot, Event, EventData, RefreshCompleted,
-        SubTaskSnapshot, TaskStatus,
+        RefreshTrigger, SubTaskSnapshot, TaskStatus,
     },
 };
 use ring::{
@@ -104,6 +104,7 @@ fn refresh_completed(natwest: ResultCode, details: bool) -> Event {
     let data = RefreshCompleted {
         customer: customer(CUSTOMER),
         task_id: TASK.to_string(),
+        trigger: RefreshTrigger::Manual,
         status: if first_failure.is_some() {
             TaskStatus::Failed
         } else {

@@ -61,7 +61,11 @@ pub fn cases() -> Vec<Case> {
             );
         }
     }
-    for trigger in [RefreshTrigger::Manual, RefreshTrigger::Scheduled] {
+    for trigger in [
+        RefreshTrigger::Manual,
+        RefreshTrigger::FirstImport,
+        RefreshTrigger::Scheduled,
+    ] {
         for stage in [
             RefreshStage::LoginSuccess,
             RefreshStage::AccountSummaryReceived,
@@ -94,7 +98,11 @@ pub fn cases() -> Vec<Case> {
         if i % 2 == 1 {
             s.last_updated = None;
         }
-        let trigger = [RefreshTrigger::Manual, RefreshTrigger::Scheduled][i % 2];
+        let trigger = [
+            RefreshTrigger::Manual,
+            RefreshTrigger::Scheduled,
+            RefreshTrigger::FirstImport,
+        ][i % 3];
         add(
             format!("refresh.provider.completed {result:?} {trigger:?}"),
             EventType::RefreshProviderCompleted,
@@ -157,6 +165,7 @@ pub fn cases() -> Vec<Case> {
                 provider: slsp(),
                 consent_id: CONSENT.into(),
                 task_id: SUB_TASK.into(),
+                trigger: RefreshTrigger::Manual,
                 task_status,
                 accounts: changes
                     .into_iter()
@@ -371,6 +380,7 @@ fn refresh_completed(results: &[ResultCode]) -> RefreshCompleted {
     RefreshCompleted {
         customer: customers()[0].1.clone(),
         task_id: TASK.into(),
+        trigger: RefreshTrigger::Manual,
         status: if first_failure.is_some() {
             TaskStatus::Failed
         } else {

@@ -6,7 +6,7 @@ use freshet_model::{
     EventType,
     events::{
         AccountChange, AccountChangeKind, AccountNewTransactions, AccountsUpdated, Event,
-        EventData, TaskStatus, TransactionsNew,
+        EventData, RefreshTrigger, TaskStatus, TransactionsNew,
     },
 };
 use time::macros::datetime;
@@ -50,6 +50,7 @@ fn accounts_updated(task_status: TaskStatus) -> Event {
             provider: provider("slsp", "Slovenská sporiteľňa", "SLSP", 2),
             consent_id: CONSENT.into(),
             task_id: ACCOUNT.into(),
+            trigger: RefreshTrigger::Manual,
             task_status,
             accounts: vec![AccountChange {
                 account_id: ACCOUNT.into(),

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{metrics::Metrics, recorder::HandoffReceiver};
 
 use super::{
-    retry::RetryPolicy,
+    retry::{RetryPolicy, policy_for},
     sender::{AttemptOutcome, Outgoing, Sender, Sent},
 };
 
@@ -82,8 +82,8 @@ pub struct Dispatcher {
 
 struct Done {
     finished: Finished,
-    /// The delivery was to an ordered endpoint: once it is settled, the next one for the
-    /// same customer may be claimed.
+    /// The delivery had an ordering key (an ordered endpoint's customer, a refresh's series):
+    /// once it is settled, the next one with the same key may be claimed.
     ordered: bool,
     _permit: OwnedSemaphorePermit,
 }
@@ -252,7 +252,7 @@ impl Dispatcher {
     ) {
         let (this, done) = (self.clone(), done.clone());
         tokio::spawn(async move {
-            let ordered = claim.endpoint.ordered;
+            let ordered = claim.endpoint.ordered || claim.ordering_key.is_some();
             let finished = this.attempt(claim).await;
             let _ = done.send(Done {
                 finished,
@@ -319,7 +319,7 @@ impl Dispatcher {
 }
 
 /// Whether recording `batch` makes a delivery claimable at once: a retry already due, or the
-/// next delivery of an ordered endpoint, which waited for this one to settle. Only then is an
+/// next delivery of the same ordering key, which waited for this one to settle. Only then is an
 /// idle claimer woken: waking it after every batch cost a claim that found nothing (a
 /// statement per batch on the database). Later retries are found by polling.
 fn claimable_now(batch: &[Done], now: OffsetDateTime) -> bool {
@@ -349,12 +349,11 @@ async fn attempt(
             error: Some(format!("could not render the event: {e}")),
         },
     };
-    let policy = claim
-        .endpoint
-        .retry_schedule
-        .as_deref()
-        .map(RetryPolicy::from_seconds)
-        .unwrap_or_default();
+    let policy = policy_for(
+        &claim.endpoint.dialect,
+        claim.endpoint.retry_schedule.as_deref(),
+    )
+    .retries;
     let outcome = decide(
         &policy,
         claim.delivery.attempts,

@@ -57,6 +57,57 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// A schedule of waits in milliseconds (a vendor's, finer than an endpoint's seconds).
+    pub fn from_millis(waits: &[u64]) -> Self {
+        Self {
+            waits: waits.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+        }
+    }
+
+    /// The waits, in order.
+    pub fn waits(&self) -> &[Duration] {
+        &self.waits
+    }
+}
+
+/// How deliveries to an endpoint are retried and timed: its own schedule when it has one,
+/// else its dialect's vendor's where the vendor documents one, else freshet's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryPolicy {
+    pub retries: RetryPolicy,
+    /// The vendor's time to answer; `None`: the node's `--delivery-timeout-seconds`.
+    pub timeout: Option<Duration>,
+    /// Whose schedule it is: `endpoint`, `freshet`, or the vendor dialect's name.
+    pub source: &'static str,
+}
+
+/// Yodlee retries a notification after 10, 20, 40, 80, 160, 320, 640 and 1280 minutes, then
+/// discards it (its webhooks' retry logic); a receiver that was down polls for the rest.
+const YODLEE_WAITS_MS: &[u64] = &[
+    600_000, 1_200_000, 2_400_000, 4_800_000, 9_600_000, 19_200_000, 38_400_000, 76_800_000,
+];
+/// Klavi retries 5 times with an exponential backoff from 250 ms, and waits 10 s for an
+/// answer (its webhooks' default retry configuration).
+const KLAVI_WAITS_MS: &[u64] = &[250, 500, 1_000, 2_000, 4_000];
+const KLAVI_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The delivery policy in force for an endpoint of `dialect` with its own schedule `own`.
+pub fn policy_for(dialect: &str, own: Option<&[u32]>) -> DeliveryPolicy {
+    let timeout = (dialect == "klavi").then_some(KLAVI_TIMEOUT);
+    let (retries, source) = match (own, dialect) {
+        (Some(waits), _) => (RetryPolicy::from_seconds(waits), "endpoint"),
+        (None, "yodlee") => (RetryPolicy::from_millis(YODLEE_WAITS_MS), "yodlee"),
+        (None, "klavi") => (RetryPolicy::from_millis(KLAVI_WAITS_MS), "klavi"),
+        (None, _) => (RetryPolicy::default(), "freshet"),
+    };
+    DeliveryPolicy {
+        retries,
+        timeout,
+        source,
+    }
+}
+
 /// Validates an endpoint's own schedule.
 pub fn validate_schedule(waits: &[u32]) -> Result<(), String> {
     if waits.is_empty() || waits.len() > 20 {
@@ -145,6 +196,32 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn vendors_that_document_retries_get_theirs() {
+        let yodlee = policy_for("yodlee", None);
+        let minutes: Vec<u64> = yodlee
+            .retries
+            .waits()
+            .iter()
+            .map(|w| w.as_secs() / 60)
+            .collect();
+        assert_eq!(minutes, [10, 20, 40, 80, 160, 320, 640, 1280]);
+        assert_eq!((yodlee.source, yodlee.timeout), ("yodlee", None));
+        let klavi = policy_for("klavi", None);
+        assert_eq!(
+            klavi.retries.max_attempts(),
+            6,
+            "the first and five retries"
+        );
+        assert_eq!(klavi.retries.waits()[0], Duration::from_millis(250));
+        assert_eq!(klavi.timeout, Some(Duration::from_secs(10)));
+        for d in ["standard", "bud", "tatra"] {
+            assert_eq!(policy_for(d, None).retries, RetryPolicy::default(), "{d}");
+        }
+        let own = policy_for("yodlee", Some(&[1, 2]));
+        assert_eq!((own.source, own.retries.max_attempts()), ("endpoint", 3));
     }
 
     #[test]

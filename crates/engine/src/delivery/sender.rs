@@ -23,6 +23,8 @@ pub struct Outgoing {
     pub url: String,
     pub body: Vec<u8>,
     pub headers: Vec<(String, String)>,
+    /// The receiver's time to answer when not the node's (a vendor that documents its own).
+    pub timeout: Option<Duration>,
 }
 
 /// How an attempt went, in the few kinds operators tell apart.
@@ -141,6 +143,9 @@ impl Sender {
             }
         };
         let mut req = self.client.post(url).body(out.body);
+        if let Some(t) = out.timeout {
+            req = req.timeout(t);
+        }
         for (name, value) in &out.headers {
             req = req.header(name.as_str(), value.as_str());
         }

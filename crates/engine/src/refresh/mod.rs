@@ -8,6 +8,7 @@
 //! tasks in [`tasks`].
 
 mod consents;
+mod ending;
 mod runner;
 mod scheduler;
 pub mod snapshots;
@@ -20,14 +21,14 @@ use freshet_banks::{BankError, Connector, Provider};
 use freshet_model::{
     ApplicationId, Customer, CustomerId, EventType,
     events::{EventData, Permission},
-    refresh::Consent,
+    refresh::{Consent, SubTask},
 };
 use freshet_store::{StoreError, Tx};
 use time::{Date, OffsetDateTime};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Engine, recorder::Ready};
+use crate::{Engine, recorder::Ready, webhooks::RefreshOrigin};
 
 /// How the refresh engine behaves.
 #[derive(Clone, Debug)]
@@ -217,20 +218,25 @@ impl Refresher {
             .map(|(_, ready)| ready)
     }
 
-    /// Records several events of one customer in `tx`, in one write.
+    /// Records the events of a sub-task of a refresh task in `tx`, in one write: they reach
+    /// each endpoint in order, and vendor dialects only from refreshes they report
+    /// ([`Engine::record_refresh`](crate::Engine::record_refresh)).
     async fn record_all(
         &self,
         tx: &mut Tx,
-        app: ApplicationId,
-        customer: CustomerId,
+        sub: &SubTask,
         events: Vec<(EventType, EventData)>,
     ) -> Result<Ready, StoreError> {
         if events.is_empty() {
             return Ok(Ready::default());
         }
+        let origin = RefreshOrigin {
+            task_id: sub.task_id.to_string(),
+            trigger: sub.trigger,
+        };
         self.inner
             .engine
-            .record_all(tx, app, Some(customer), events)
+            .record_refresh(tx, sub.application_id, sub.customer_id, &origin, events)
             .await
             .map(|(_, ready)| ready)
     }

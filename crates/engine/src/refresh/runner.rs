@@ -2,31 +2,32 @@
 //! carries each out — tokens, accounts, balances, every account's transactions reconciled
 //! against what freshet holds — then ends it and, with the last sub-task, its task.
 //!
-//! What a sub-task finds is written with its end, the accounts first (on their own only when
-//! the bank is slow, see [`summary`](super::summary)), each step idempotent, with what the final
-//! events need kept on the sub-task row in the same transaction. So an attempt cut short by a
-//! crash is simply run again by whoever next claims it, and its events still come out once:
-//! every transaction is conditional on the claim.
+//! Login success is written on its own as soon as the bank listed the accounts, so a receiver
+//! hears of it before balances and transactions are asked for. What a sub-task finds is written
+//! with its end ([`ending`](super::ending)), the accounts first (on their own only when the bank
+//! is slow, see [`summary`](super::summary)), each step idempotent, with what the final events
+//! need kept on the sub-task row in the same transaction. So an attempt cut short by a crash is
+//! simply run again by whoever next claims it, and its events still come out once: every
+//! transaction is conditional on the claim, and each stage is reported by the attempt that
+//! moved the sub-task to it.
 
 use std::{collections::HashMap, sync::Arc};
 
 use freshet_banks::{BankAccount, BankError, Connector, Session};
 use freshet_model::{
-    ConsentStatus, Customer, EventType, ResultCode,
-    events::{
-        AccountNewTransactions, AccountsUpdated, EventData, ProviderCompleted, RefreshCompleted,
-        TaskStatus, TransactionsNew,
-    },
+    ConsentStatus, Customer, ResultCode,
     reconcile::{self, TxnStatus},
     refresh::{AccountId, Balance, BankTokens, Consent, Link, SubTask},
 };
-use freshet_store::{
-    AccountChanges, AccountSummary, FoundAccount, RefreshEnd, StoreError, SubTaskEnd,
-};
+use freshet_store::{FoundAccount, StoreError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{POLL, Refresher, snapshots, summary::Summary};
+use super::{
+    POLL, Refresher,
+    ending::{self, End},
+    summary::{self, Summary},
+};
 
 /// Why an attempt ended early.
 enum Stop {
@@ -140,7 +141,7 @@ async fn run_one(r: &Refresher, sub: SubTask, token: &str) {
             return;
         }
     };
-    if let Err(e) = finish(r, &sub, token, &subject, summary.as_ref(), &found, end).await {
+    if let Err(e) = ending::finish(r, &sub, token, &subject, summary.as_ref(), &found, end).await {
         tracing::warn!(sub_task = %sub.id, error = %e, "ending the sub-task failed; it will be retried");
     }
 }
@@ -169,10 +170,10 @@ async fn subject(r: &Refresher, sub: &SubTask) -> Result<Option<Subject>, StoreE
 }
 
 /// One account's reconciled transactions, fetched and not yet written.
-struct Found {
-    account: AccountId,
-    changes: reconcile::Changes,
-    last_booked: Option<time::Date>,
+pub(super) struct Found {
+    pub account: AccountId,
+    pub changes: reconcile::Changes,
+    pub last_booked: Option<time::Date>,
 }
 
 /// A failure before the bank was asked for data: freshet's own checks, or the token call.
@@ -277,6 +278,7 @@ async fn fetch_into(
         auth_date: consent.authorised_at,
     };
     let listed = connector.accounts(&session).await.map_err(data_err)?;
+    login_success(r, sub, token, subject).await?;
     let mut with_balances = Vec::with_capacity(listed.len());
     for a in &listed {
         let balances = connector
@@ -401,7 +403,30 @@ async fn transactions(
     Ok(found)
 }
 
-/// Stores the accounts found and reports both interim stages, in a transaction of their own.
+/// Reports that the bank let freshet in and listed the accounts, in a transaction of its own
+/// before balances and transactions are asked for, unless an earlier attempt reported it.
+async fn login_success(
+    r: &Refresher,
+    sub: &SubTask,
+    token: &str,
+    subject: &Subject,
+) -> Result<(), Stop> {
+    if sub.stage.is_some() {
+        return Ok(());
+    }
+    let mut tx = r.store().begin().await?;
+    if !tx.reach_login_success(sub.id, token).await? {
+        // Lost the claim: whoever holds it now goes on, and the next write here fails.
+        return Ok(());
+    }
+    let event = summary::login_success(r, sub, subject);
+    let ready = r.record_all(&mut tx, sub, vec![event]).await?;
+    tx.commit().await?;
+    r.delivered(ready);
+    Ok(())
+}
+
+/// Stores the accounts found and reports the account summary, in a transaction of their own.
 async fn write_summary(
     r: &Refresher,
     sub: &SubTask,
@@ -413,9 +438,7 @@ async fn write_summary(
     let Some(events) = summary.write_ahead(r, &mut tx, sub, token, subject).await? else {
         return Err(Stop::Internal("the claim was lost".into()));
     };
-    let ready = r
-        .record_all(&mut tx, sub.application_id, sub.customer_id, events)
-        .await?;
+    let ready = r.record_all(&mut tx, sub, events).await?;
     tx.commit().await?;
     r.delivered(ready);
     Ok(())
@@ -438,212 +461,4 @@ fn found_account(a: &BankAccount, balances: Vec<freshet_banks::BankBalance>) -> 
             })
             .collect(),
     }
-}
-
-/// How an attempt ended, beyond what it found.
-struct End {
-    failure: Option<BankError>,
-    asked_for_data: bool,
-}
-
-/// Ends the sub-task with its events — the accounts and interim stages first, when not yet
-/// written — and its task with `refresh.completed` when it was the last: one transaction,
-/// conditional on still holding the claim.
-async fn finish(
-    r: &Refresher,
-    sub: &SubTask,
-    token: &str,
-    subject: &Subject,
-    summary: Option<&Summary>,
-    found: &[Found],
-    end: End,
-) -> Result<(), StoreError> {
-    let End {
-        failure,
-        asked_for_data,
-    } = end;
-    let store = r.store();
-    let Subject {
-        consent,
-        customer,
-        link,
-    } = subject;
-    let provider = r.provider_snapshot(&sub.provider_id);
-    let (status, result, reconnect) = match &failure {
-        None => (TaskStatus::Completed, ResultCode::Success, false),
-        Some(e) => (TaskStatus::Failed, e.result, e.reconnect_required()),
-    };
-    let now = freshet_model::time::now();
-    let mut tx = store.begin().await?;
-    if let Some(summary) = summary {
-        summary.store(&mut tx, sub, consent).await?;
-    }
-    let batch: Vec<AccountChanges<'_>> = found
-        .iter()
-        .map(|f| AccountChanges {
-            account: f.account,
-            changes: &f.changes,
-            last_booked: f.last_booked,
-        })
-        .collect();
-    let counts = tx.apply_changes(&batch).await?;
-    let added: Vec<(AccountId, u32)> = found.iter().map(|f| f.account).zip(counts).collect();
-    let reached = summary.map(|s| (s.ids(), s.changes()));
-    let end = SubTaskEnd {
-        status,
-        result,
-        reconnect_required: reconnect,
-        added: &added,
-        summary: reached
-            .as_ref()
-            .map(|(accounts, changes)| AccountSummary { accounts, changes }),
-    };
-    let Some(ended) = tx.finish_subtask(sub.id, token, end).await? else {
-        return Ok(());
-    };
-    let mut events = summary.map_or_else(Vec::new, |s| s.progress(r, sub, subject));
-    let mut consent_now = consent.clone();
-    // The bank wants the customer again, or — a refresh having worked — no longer does.
-    let reconnect_now = reconnect || (consent.reconnect_required && failure.is_some());
-    if reconnect_now != consent.reconnect_required {
-        tx.set_reconnect_required(consent.id, reconnect_now).await?;
-        consent_now.reconnect_required = reconnect_now;
-    }
-    // Asking for data without the customer present spends one of the day's unattended
-    // refreshes, whether or not the bank then answered.
-    let mut consent_end = RefreshEnd {
-        next_refresh: None,
-        unattended_on: (asked_for_data && sub.customer_ip.is_none()).then(|| now.date()),
-    };
-    if failure.is_none() {
-        consent_now.last_refreshed_at = Some(now);
-        consent_end.next_refresh = Some(if sub.customer_ip.is_some() {
-            now
-        } else {
-            r.next_refresh(now)
-        });
-    }
-    tx.end_refresh(consent.id, consent_end).await?;
-    let ran_for = ended
-        .started_at
-        .zip(ended.finished_at)
-        .and_then(|(s, f)| std::time::Duration::try_from(f - s).ok());
-    let customer_snap = snapshots::customer(customer);
-    let link_snap = snapshots::link(link);
-    let snapshot = snapshots::sub_task(&ended, provider.clone(), link_snap.clone(), &consent_now);
-    let app = sub.application_id;
-    let record = |t, d| (t, d);
-    events.extend([
-        record(
-            EventType::AccountsUpdated,
-            EventData::AccountsUpdated(AccountsUpdated {
-                customer: customer_snap.clone(),
-                provider: provider.clone(),
-                consent_id: consent.id.to_string(),
-                task_id: sub.id.to_string(),
-                task_status: status,
-                accounts: ended.account_changes.clone().unwrap_or_default(),
-            }),
-        ),
-        record(
-            EventType::RefreshProviderCompleted,
-            EventData::ProviderCompleted(ProviderCompleted {
-                customer: customer_snap.clone(),
-                task_id: sub.task_id.to_string(),
-                trigger: sub.trigger,
-                sub_task: snapshot,
-            }),
-        ),
-    ]);
-    let new_counts: Vec<AccountNewTransactions> = ended
-        .new_transactions
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(account, n)| {
-            Some(AccountNewTransactions {
-                account_id: account.clone(),
-                count: n.as_u64()? as u32,
-            })
-        })
-        .filter(|a| a.count > 0)
-        .collect();
-    if !new_counts.is_empty() {
-        events.push(record(
-            EventType::TransactionsNew,
-            EventData::TransactionsNew(TransactionsNew {
-                customer: customer_snap.clone(),
-                provider: provider.clone(),
-                consent_id: consent.id.to_string(),
-                task_id: Some(sub.id.to_string()),
-                accounts: new_counts,
-            }),
-        ));
-    }
-    if result == ResultCode::ConnectionRevoked && consent.status == ConsentStatus::Authorised {
-        // The bank says the customer withdrew the consent there.
-        if tx
-            .move_consent(
-                consent.id,
-                &[ConsentStatus::Authorised],
-                ConsentStatus::DeletedByUser,
-            )
-            .await?
-        {
-            let gone = Consent {
-                status: ConsentStatus::DeletedByUser,
-                ..consent_now.clone()
-            };
-            events.push(record(
-                EventType::ConsentDeletedByUser,
-                EventData::Consent(freshet_model::events::ConsentChanged {
-                    customer: customer_snap.clone(),
-                    provider: provider.clone(),
-                    link: link_snap.clone(),
-                    consent: snapshots::consent(&gone),
-                    reason: failure.as_ref().map(|f| f.detail.clone()),
-                }),
-            ));
-        }
-    }
-    if let Some((task, subs)) = tx.finish_task_if_done(sub.task_id).await? {
-        let mut snaps = Vec::new();
-        for s in &subs {
-            let c = if s.consent_id == consent.id {
-                consent_now.clone()
-            } else {
-                store
-                    .consent(s.consent_id)
-                    .await?
-                    .unwrap_or_else(|| consent_now.clone())
-            };
-            let l = if c.link_id == link.id {
-                link_snap.clone()
-            } else {
-                store
-                    .link(c.link_id)
-                    .await?
-                    .map_or_else(|| link_snap.clone(), |l| snapshots::link(&l))
-            };
-            let p = r.provider_snapshot(&s.provider_id);
-            snaps.push(snapshots::sub_task(s, p, l, &c));
-        }
-        let data = EventData::RefreshCompleted(RefreshCompleted {
-            customer: customer_snap,
-            task_id: task.id.to_string(),
-            status: task.status,
-            result: task.result.unwrap_or(ResultCode::InternalError),
-            has_new_transactions: task.has_new_transactions,
-            sub_tasks: snaps,
-        });
-        events.push((EventType::RefreshCompleted, data));
-    }
-    let ready = r.record_all(&mut tx, app, sub.customer_id, events).await?;
-    tx.commit().await?;
-    r.delivered(ready);
-    r.inner
-        .engine
-        .metrics()
-        .subtask_ended(&sub.provider_id, result, ran_for);
-    Ok(())
 }

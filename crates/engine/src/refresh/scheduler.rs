@@ -96,13 +96,20 @@ async fn pass(r: &Refresher) -> Result<(), StoreError> {
             tx.lock_customer_tasks(c.customer_id).await?;
             // (A refresh already waiting or running covers this one.)
             if !r.store().consent_busy(c.id).await? {
+                // Until a refresh of the consent has worked, it is still the import the
+                // customer's authorisation asked for.
+                let trigger = if c.last_refreshed_at.is_none() {
+                    RefreshTrigger::FirstImport
+                } else {
+                    RefreshTrigger::Scheduled
+                };
                 insert_task(
                     &mut tx,
                     c.application_id,
                     c.customer_id,
                     &[c],
                     &RefreshRequest::default(),
-                    RefreshTrigger::Scheduled,
+                    trigger,
                 )
                 .await?;
                 started = true;

@@ -1,5 +1,6 @@
 //! The account summary: the accounts a sub-task found, the ids they are stored under, and the
-//! two interim stages reported with them.
+//! interim stages: login success, reported on its own as soon as the bank listed the accounts,
+//! and the account summary, reported with the accounts.
 //!
 //! It is planned before anything is written, with ids taken from what freshet holds, so the
 //! transactions can be fetched before the accounts are stored. It is then written either on
@@ -27,6 +28,22 @@ pub struct Summary {
     changes: Vec<AccountChange>,
 }
 
+/// Whether the bank describes a held account as before: its names, currency and balances (the
+/// time a balance was read at is not a change).
+fn same(held: &Account, listed: &FoundAccount) -> bool {
+    let balances =
+        |b: &[freshet_model::refresh::Balance]| -> Vec<(String, rust_decimal::Decimal, String)> {
+            b.iter()
+                .map(|b| (b.kind.clone(), b.amount, b.currency.clone()))
+                .collect()
+        };
+    held.currency == listed.currency
+        && held.name == listed.name
+        && held.kind == listed.kind
+        && held.identification == listed.identification
+        && balances(&held.balances) == balances(&listed.balances)
+}
+
 impl Summary {
     /// Matches the listed accounts to those held, by the bank's id: a held account keeps its
     /// id (a removed one comes back under it), an unknown one gets a new id.
@@ -42,13 +59,17 @@ impl Summary {
             let id = earlier
                 .or(known.map(|h| h.id))
                 .unwrap_or_else(AccountId::new);
-            if earlier.is_none() {
+            // Added when new (or back after it went), updated only when what the bank says
+            // of it changed; an account the bank describes as before is no change at all.
+            let change = match known {
+                Some(h) if !h.removed && same(h, &a) => None,
+                Some(h) if !h.removed => Some(AccountChangeKind::Updated),
+                _ => Some(AccountChangeKind::Added),
+            };
+            if let (None, Some(change)) = (earlier, change) {
                 changes.push(AccountChange {
                     account_id: id.to_string(),
-                    change: match known {
-                        Some(h) if !h.removed => AccountChangeKind::Updated,
-                        _ => AccountChangeKind::Added,
-                    },
+                    change,
                 });
             }
             accounts.push((id, a));
@@ -124,46 +145,56 @@ impl Summary {
         Ok(Some(self.progress(r, sub, subject)))
     }
 
-    /// The interim stages to report, none that an earlier attempt reported.
+    /// The account summary stage to report, unless an earlier attempt reported it.
     pub fn progress(
         &self,
         r: &Refresher,
         sub: &SubTask,
         subject: &Subject,
     ) -> Vec<(EventType, EventData)> {
-        let mut running = sub.clone();
-        running.status = TaskStatus::Running;
-        running.account_ids = self.ids();
-        // The claim returned the stage earlier attempts reached: each stage is reported once.
-        let reached_before = |stage: RefreshStage| match (sub.stage, stage) {
-            (None, _) => false,
-            (Some(RefreshStage::LoginSuccess), RefreshStage::AccountSummaryReceived) => false,
-            (Some(_), _) => true,
-        };
-        let provider = r.provider_snapshot(&sub.provider_id);
-        [
-            RefreshStage::LoginSuccess,
+        if sub.stage == Some(RefreshStage::AccountSummaryReceived) {
+            return Vec::new();
+        }
+        vec![stage(
+            r,
+            sub,
+            subject,
             RefreshStage::AccountSummaryReceived,
-        ]
-        .into_iter()
-        .filter(|stage| !reached_before(*stage))
-        .map(|stage| {
-            let data = EventData::RefreshProgress(RefreshProgress {
-                customer: snapshots::customer(&subject.customer),
-                task_id: sub.task_id.to_string(),
-                trigger: sub.trigger,
-                stage,
-                sub_task: snapshots::sub_task(
-                    &running,
-                    provider.clone(),
-                    snapshots::link(&subject.link),
-                    &subject.consent,
-                ),
-            });
-            (EventType::RefreshProgress, data)
-        })
-        .collect()
+            self.ids(),
+        )]
     }
+}
+
+/// `refresh.progress` at login success: the bank accepted the tokens and listed the accounts
+/// (which have no ids yet when new: they are stored with the account summary).
+pub fn login_success(r: &Refresher, sub: &SubTask, subject: &Subject) -> (EventType, EventData) {
+    stage(r, sub, subject, RefreshStage::LoginSuccess, Vec::new())
+}
+
+/// `refresh.progress` at `stage`, the sub-task running with `accounts`.
+fn stage(
+    r: &Refresher,
+    sub: &SubTask,
+    subject: &Subject,
+    stage: RefreshStage,
+    accounts: Vec<AccountId>,
+) -> (EventType, EventData) {
+    let mut running = sub.clone();
+    running.status = TaskStatus::Running;
+    running.account_ids = accounts;
+    let data = EventData::RefreshProgress(RefreshProgress {
+        customer: snapshots::customer(&subject.customer),
+        task_id: sub.task_id.to_string(),
+        trigger: sub.trigger,
+        stage,
+        sub_task: snapshots::sub_task(
+            &running,
+            r.provider_snapshot(&sub.provider_id),
+            snapshots::link(&subject.link),
+            &subject.consent,
+        ),
+    });
+    (EventType::RefreshProgress, data)
 }
 
 #[cfg(test)]
@@ -219,7 +250,9 @@ mod tests {
         let (kept, back, gone) = (held("a", false), held("b", true), held("c", false));
         let already_gone = held("d", true);
         let held = [kept.clone(), back.clone(), gone.clone(), already_gone];
-        let s = Summary::plan(vec![listed("a"), listed("b"), listed("new")], &held);
+        let mut renamed = listed("a");
+        renamed.name = Some("Holiday savings".into());
+        let s = Summary::plan(vec![renamed, listed("b"), listed("new")], &held);
         let ids = s.ids();
         assert_eq!(ids[..2], [kept.id, back.id], "held accounts keep their ids");
         assert!(
@@ -240,6 +273,29 @@ mod tests {
                 change(gone.id, AccountChangeKind::Removed),
             ]
         );
+    }
+
+    #[test]
+    fn an_account_the_bank_describes_as_before_is_no_change() {
+        let mut kept = held("a", false);
+        kept.balances = vec![freshet_model::refresh::Balance {
+            kind: "InterimAvailable".into(),
+            amount: "10.50".parse().unwrap(),
+            currency: "GBP".into(),
+            at: None,
+        }];
+        let mut again = listed("a");
+        again.balances = vec![freshet_model::refresh::Balance {
+            at: Some(freshet_model::time::now()),
+            amount: "10.5".parse().unwrap(),
+            ..kept.balances[0].clone()
+        }];
+        let s = Summary::plan(vec![again.clone()], std::slice::from_ref(&kept));
+        assert!(s.changes.is_empty(), "{:?}", s.changes);
+        assert_eq!(s.ids(), [kept.id], "still listed, under its id");
+        again.balances[0].amount = "9.5".parse().unwrap();
+        let s = Summary::plan(vec![again], &[kept.clone()]);
+        assert_eq!(s.changes, [change(kept.id, AccountChangeKind::Updated)]);
     }
 
     #[test]

@@ -18,6 +18,8 @@ fn endpoint(url: &str) -> NewEndpoint {
         active_from: freshet_model::time::now() - time::Duration::seconds(1),
         secret: "whsec_dGVzdA==".into(),
         retry_schedule: None,
+        scheduled_refreshes: false,
+        activation: "immediate".into(),
     }
 }
 

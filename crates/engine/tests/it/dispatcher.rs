@@ -33,6 +33,7 @@ fn prepare() -> Prepare {
                     format!("msg_{}", claim.delivery.id.0.simple()),
                 ),
             ],
+            timeout: None,
         })
     })
 }
@@ -92,6 +93,8 @@ async fn setup_with(
                 active_from: freshet_model::time::now() - time::Duration::seconds(1),
                 secret: "whsec_dGVzdA==".into(),
                 retry_schedule: Some(schedule),
+                scheduled_refreshes: false,
+                activation: "immediate".into(),
             },
         )
         .await
@@ -156,14 +159,9 @@ async fn emit_for(
             created_at: freshet_model::time::now(),
             data: serde_json::json!({"n": i}),
         };
-        tx.record_event(
-            &e,
-            Fanout::Subscribers {
-                dialects: &["standard"],
-            },
-        )
-        .await
-        .unwrap();
+        tx.record_event(&e, Fanout::to(&["standard"]))
+            .await
+            .unwrap();
         ids.push(e.id);
     }
     tx.commit().await.unwrap();

@@ -27,6 +27,7 @@ fn post(url: String) -> Outgoing {
             ("content-type".into(), "application/json".into()),
             ("webhook-id".into(), "msg_1".into()),
         ],
+        timeout: None,
     }
 }
 

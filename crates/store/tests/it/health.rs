@@ -31,6 +31,8 @@ fn endpoint() -> NewEndpoint {
         active_from: freshet_model::time::now() - Duration::seconds(1),
         secret: "whsec_c2VjcmV0".into(),
         retry_schedule: None,
+        scheduled_refreshes: false,
+        activation: "immediate".into(),
     }
 }
 

@@ -27,6 +27,8 @@ fn endpoint() -> NewEndpoint {
         active_from: freshet_model::time::now() - Duration::seconds(1),
         secret: "whsec_c2VjcmV0".into(),
         retry_schedule: None,
+        scheduled_refreshes: false,
+        activation: "immediate".into(),
     }
 }
 
@@ -51,9 +53,7 @@ pub async fn the_queue_counts_unsettled_deliveries_by_endpoint_state(db: &TestDb
             created_at: freshet_model::time::now(),
             data: json!({}),
         };
-        let to_both = Fanout::Subscribers {
-            dialects: &["standard"],
-        };
+        let to_both = Fanout::to(&["standard"]);
         db.store.record_event(&e, to_both).await.unwrap();
         first.get_or_insert(e);
     }

@@ -38,6 +38,8 @@ fn endpoint(dialect: &str) -> NewEndpoint {
         active_from: freshet_model::time::now() - Duration::seconds(1),
         secret: "whsec_c2VjcmV0".into(),
         retry_schedule: None,
+        scheduled_refreshes: false,
+        activation: "immediate".into(),
     }
 }
 
@@ -192,12 +194,7 @@ pub async fn events_fan_out_to_matching_endpoints(db: &TestDb) {
     let e = event(a, EventType::LinkCreated, None);
     assert_eq!(
         db.store
-            .record_event(
-                &e,
-                Fanout::Subscribers {
-                    dialects: &["standard"]
-                }
-            )
+            .record_event(&e, Fanout::to(&["standard"]))
             .await
             .unwrap(),
         1
@@ -210,12 +207,7 @@ pub async fn events_fan_out_to_matching_endpoints(db: &TestDb) {
     let r = event(a, EventType::ConsentRevoked, None);
     let n = db
         .store
-        .record_event(
-            &r,
-            Fanout::Subscribers {
-                dialects: &["standard", "bud"],
-            },
-        )
+        .record_event(&r, Fanout::to(&["standard", "bud"]))
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -284,10 +276,7 @@ pub async fn claims_lease_and_expire(db: &TestDb) {
         .unwrap();
     for _ in 0..3 {
         db.store
-            .record_event(
-                &event(a, EventType::LinkCreated, None),
-                Fanout::Subscribers { dialects: ALL },
-            )
+            .record_event(&event(a, EventType::LinkCreated, None), Fanout::to(ALL))
             .await
             .unwrap();
     }
@@ -320,10 +309,7 @@ pub async fn claims_lease_and_expire(db: &TestDb) {
         .await
         .unwrap();
     db.store
-        .record_event(
-            &event(a2, EventType::LinkCreated, None),
-            Fanout::Subscribers { dialects: ALL },
-        )
+        .record_event(&event(a2, EventType::LinkCreated, None), Fanout::to(ALL))
         .await
         .unwrap();
     let short = db
@@ -344,7 +330,7 @@ pub async fn ordered_endpoints_wait_for_earlier_deliveries(db: &TestDb) {
     db.store.insert_endpoint(a, &ordered).await.unwrap();
     let alice = CustomerId::new();
     let bob = CustomerId::new();
-    let fan = Fanout::Subscribers { dialects: ALL };
+    let fan = Fanout::to(ALL);
     let a1 = event(a, EventType::LinkCreated, Some(alice));
     let a2 = event(a, EventType::ConsentAuthorised, Some(alice));
     let b1 = event(a, EventType::LinkCreated, Some(bob));
@@ -389,7 +375,7 @@ pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
         .insert_endpoint(a, &endpoint("standard"))
         .await
         .unwrap();
-    let fan = Fanout::Subscribers { dialects: ALL };
+    let fan = Fanout::to(ALL);
     let e1 = event(a, EventType::LinkCreated, None);
     let e2 = event(a, EventType::LinkCreated, None);
     db.store.record_event(&e1, fan).await.unwrap();
@@ -471,10 +457,7 @@ pub async fn a_lost_lease_does_not_overwrite(db: &TestDb) {
         .await
         .unwrap();
     db.store
-        .record_event(
-            &event(a, EventType::LinkCreated, None),
-            Fanout::Subscribers { dialects: ALL },
-        )
+        .record_event(&event(a, EventType::LinkCreated, None), Fanout::to(ALL))
         .await
         .unwrap();
     let slow = db
@@ -517,7 +500,7 @@ pub async fn retry_and_replay(db: &TestDb) {
         .insert_endpoint(a, &endpoint("standard"))
         .await
         .unwrap();
-    let fan = Fanout::Subscribers { dialects: ALL };
+    let fan = Fanout::to(ALL);
     let start = freshet_model::time::now();
     let e1 = event(a, EventType::LinkCreated, None);
     db.store.record_event(&e1, fan).await.unwrap();
@@ -548,7 +531,7 @@ pub async fn retry_and_replay(db: &TestDb) {
             late.id,
             start,
             freshet_model::time::now() + Duration::seconds(1),
-            |_| true,
+            |_, _| true,
         )
         .await
         .unwrap();
@@ -560,7 +543,7 @@ pub async fn retry_and_replay(db: &TestDb) {
             ep.id,
             start,
             freshet_model::time::now() + Duration::seconds(1),
-            |_| true,
+            |_, _| true,
         )
         .await
         .unwrap();
@@ -582,7 +565,7 @@ pub async fn retry_and_replay(db: &TestDb) {
         .unwrap();
     let none = db
         .store
-        .replay_endpoint(a, other.id, start, freshet_model::time::now(), |_| false)
+        .replay_endpoint(a, other.id, start, freshet_model::time::now(), |_, _| false)
         .await
         .unwrap();
     assert_eq!(none, (0, 0));
@@ -593,7 +576,7 @@ pub async fn retry_and_replay(db: &TestDb) {
             other.id,
             start - Duration::hours(2),
             start - Duration::hours(1),
-            |_| true,
+            |_, _| true,
         )
         .await
         .unwrap();
@@ -608,12 +591,9 @@ pub async fn concurrent_claimers_never_share(db: &TestDb) {
         .unwrap();
     let mut tx = db.store.begin().await.unwrap();
     for _ in 0..200 {
-        tx.record_event(
-            &event(a, EventType::LinkCreated, None),
-            Fanout::Subscribers { dialects: ALL },
-        )
-        .await
-        .unwrap();
+        tx.record_event(&event(a, EventType::LinkCreated, None), Fanout::to(ALL))
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let claimers = (0..4).map(|i| {

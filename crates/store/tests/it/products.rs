@@ -188,9 +188,7 @@ pub async fn requests_round_trip_with_hidden_callback_endpoints(db: &TestDb) {
         .store
         .record_event(
             &event(&f, EventType::ProductRequestReceived),
-            Fanout::Subscribers {
-                dialects: &["standard", "klavi", "callback"],
-            },
+            Fanout::to(&["standard", "klavi", "callback"]),
         )
         .await
         .unwrap();
@@ -230,14 +228,9 @@ pub async fn products_settle_once_under_the_claim(db: &TestDb) {
     let body = json!({"accounts": [{"totalCredits": "10.00"}]});
     let e = event(&f, EventType::ProductGeneratedSuccess);
     let mut tx = db.store.begin().await.unwrap();
-    tx.record_event(
-        &e,
-        Fanout::Subscribers {
-            dialects: &["standard"],
-        },
-    )
-    .await
-    .unwrap();
+    tx.record_event(&e, Fanout::to(&["standard"]))
+        .await
+        .unwrap();
     let delivery = tx
         .insert_fixed_delivery(f.app, e.id, checking.endpoint_id, &body)
         .await
