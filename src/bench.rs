@@ -359,6 +359,65 @@ impl ChildNode {
         Self::spawn(exe, &args, name, dir, log_filter, "/healthz").await
     }
 
+    /// Starts `exe sandbox --strict` on a free port with a test PKI of its own in `dir/pki`: a
+    /// sandbox bank demanding mutual TLS and every signature. Answers the bank and the client
+    /// (transport certificate, the PKI's CA) that reaches its control API.
+    pub async fn strict_sandbox(
+        exe: &std::path::Path,
+        dir: PathBuf,
+    ) -> anyhow::Result<(Self, reqwest::Client)> {
+        let port = free_port()?;
+        let base = format!("https://127.0.0.1:{port}");
+        let pki = dir.join("pki");
+        let made = Command::new(exe)
+            .args(["sandbox", "pki"])
+            .arg(&pki)
+            .args(["--url", &base])
+            .output()
+            .await?;
+        if !made.status.success() {
+            bail!(
+                "freshet sandbox pki: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+        }
+        let read = |name: &str| std::fs::read_to_string(pki.join(name));
+        let identity = reqwest::Identity::from_pem(
+            format!(
+                "{}\n{}",
+                read("tpp-transport.pem")?,
+                read("tpp-transport.key")?
+            )
+            .as_bytes(),
+        )?;
+        let http = reqwest::Client::builder()
+            .identity(identity)
+            .add_root_certificate(reqwest::Certificate::from_pem(read("ca.pem")?.as_bytes())?)
+            .build()?;
+        let child = Command::new(exe)
+            .args(["sandbox", "--strict", "--pki"])
+            .arg(&pki)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("FRESHET_LOG", "warn")
+            .stderr(std::fs::File::create(dir.join("sandbox.log"))?)
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !http
+            .get(format!("{base}/providers"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            if Instant::now() > deadline {
+                bail!("the strict sandbox did not become ready");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok((Self { child, base }, http))
+    }
+
     /// Starts `exe sandbox` on a free port: a sandbox bank that outlives the nodes using it.
     pub async fn sandbox(
         exe: &std::path::Path,

@@ -47,6 +47,10 @@ pub struct RefreshBench {
     /// The node's database connections (its `--db-max-connections`).
     #[arg(long, default_value_t = 16)]
     pub db_max_connections: u32,
+    /// Against the strict sandbox: mutual TLS on every bank call, client assertions, request
+    /// objects, PAR, ID tokens and Berlin Group's signed requests, all made and checked.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 const ADMIN: &str = "bench-admin-token-0123456789abcdef";
@@ -68,25 +72,40 @@ pub async fn run(b: RefreshBench) -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
-    let bank = ChildNode::sandbox(&exe, dir.path().into(), &[]).await?;
+    let (bank, bank_http) = if b.strict {
+        ChildNode::strict_sandbox(&exe, dir.path().into()).await?
+    } else {
+        let bank = ChildNode::sandbox(&exe, dir.path().into(), &[]).await?;
+        (bank, reqwest::Client::new())
+    };
+    let registry = dir.path().join("pki").join("providers.toml");
+    let registry = registry.display().to_string();
+    let banks: [&str; 2] = if b.strict {
+        ["--providers", &registry]
+    } else {
+        ["--sandbox-url", &bank.base]
+    };
     let node = ChildNode::start(
         &exe,
         &db,
         "bench-refresh",
         ADMIN,
         dir.path().into(),
-        &[
-            "--sandbox-url",
-            &bank.base,
-            "--refresh-tick-seconds",
-            "3600",
-        ],
+        &[banks[0], banks[1], "--refresh-tick-seconds", "3600"],
         "warn",
     )
     .await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(b.clients)
         .build()?;
+    let roots = if b.strict {
+        vec![std::fs::read_to_string(
+            dir.path().join("pki").join("ca.pem"),
+        )?]
+    } else {
+        Vec::new()
+    };
+    let browser = crate::cli::links::browser(&roots).map_err(|e| anyhow::anyhow!("{e}"))?;
     let key = create_app(&http, &node.base, ADMIN).await?;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let hook = receiver(seen.clone()).await?;
@@ -98,7 +117,7 @@ pub async fn run(b: RefreshBench) -> anyhow::Result<()> {
         .error_for_status()?;
 
     let started = Instant::now();
-    let customers = connect_all(&http, &node.base, &key, 0, b.import, b.clients).await?;
+    let customers = connect_all(&http, &browser, &node.base, &key, 0, b.import, b.clients).await?;
     let setup = started.elapsed();
     println!(
         "connected {} consents in {:.1} s ({:.0}/s)",
@@ -106,25 +125,56 @@ pub async fn run(b: RefreshBench) -> anyhow::Result<()> {
         setup.as_secs_f64(),
         customers.len() as f64 / setup.as_secs_f64()
     );
-    let import = phase(&http, &node, &bank, &key, &customers, &seen, b.clients).await?;
+    let import = phase(
+        &http,
+        (&bank_http, &bank),
+        &node,
+        &key,
+        &customers,
+        &seen,
+        b.clients,
+    )
+    .await?;
     let import_rss = node.peak_rss_kib();
 
-    let more = connect_all(&http, &node.base, &key, b.import, b.cycle, b.clients).await?;
+    let more = connect_all(
+        &http, &browser, &node.base, &key, b.import, b.cycle, b.clients,
+    )
+    .await?;
     println!(
         "connected {} more; importing them (not measured)",
         more.len()
     );
-    phase(&http, &node, &bank, &key, &more, &seen, b.clients).await?;
+    phase(
+        &http,
+        (&bank_http, &bank),
+        &node,
+        &key,
+        &more,
+        &seen,
+        b.clients,
+    )
+    .await?;
     let mut all = customers;
     all.extend(more);
     for id in BANKS {
-        http.post(format!("{}/control/transactions", bank.base))
+        bank_http
+            .post(format!("{}/control/transactions", bank.base))
             .json(&json!({"provider_id": id, "count": b.new_per_account}))
             .send()
             .await?
             .error_for_status()?;
     }
-    let cycle = phase(&http, &node, &bank, &key, &all, &seen, b.clients).await?;
+    let cycle = phase(
+        &http,
+        (&bank_http, &bank),
+        &node,
+        &key,
+        &all,
+        &seen,
+        b.clients,
+    )
+    .await?;
     let cycle_rss = node.peak_rss_kib();
 
     println!();
@@ -171,14 +221,14 @@ struct Phase {
 /// Refreshes every customer and waits for every `refresh.completed`.
 async fn phase(
     http: &reqwest::Client,
+    (bank_http, bank): (&reqwest::Client, &ChildNode),
     node: &ChildNode,
-    bank: &ChildNode,
     key: &str,
     customers: &[String],
     seen: &Arc<Mutex<Seen>>,
     clients: usize,
 ) -> anyhow::Result<Phase> {
-    let calls_before = bank_calls(http, &bank.base).await?;
+    let calls_before = bank_calls(bank_http, &bank.base).await?;
     let events_before: u64 = seen.lock().unwrap().events.values().sum();
     let watched = crate::cpu::Watched {
         children: [("freshet", node), ("sandbox bank", bank)]
@@ -249,7 +299,7 @@ async fn phase(
         consents: tasks.len(),
         cpu,
         elapsed: last - started,
-        bank_calls: bank_calls(http, &bank.base).await? - calls_before,
+        bank_calls: bank_calls(bank_http, &bank.base).await? - calls_before,
         events: events_after - events_before,
         failed,
     })
@@ -268,6 +318,7 @@ async fn bank_calls(http: &reqwest::Client, bank: &str) -> anyhow::Result<u64> {
 /// Creates customers `from..to`, one consent each, authorised through the bank's page.
 async fn connect_all(
     http: &reqwest::Client,
+    browser: &reqwest::Client,
     base: &str,
     key: &str,
     from: usize,
@@ -278,7 +329,7 @@ async fn connect_all(
     let out = Arc::new(Mutex::new(Vec::new()));
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (http, base, key, next, out) = (http.clone(), base.to_string(), key.to_string(), next.clone(), out.clone());
+            let (http, browser, base, key, next, out) = (http.clone(), browser.clone(), base.to_string(), key.to_string(), next.clone(), out.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -305,7 +356,12 @@ async fn connect_all(
                         .json()
                         .await?;
                     let url = link["consent"]["authorisation_url"].as_str().context("an authorisation URL")?;
-                    http.post(url).form(&[("decision", "approve")]).send().await?.error_for_status()?;
+                    crate::cli::links::approve_in_browser(&browser, url, None)
+                        .await
+                        .map_err(|e| match e {
+                            crate::cli::links::Approval::Unreachable(url, e) => anyhow::anyhow!("{url}: {e}"),
+                            crate::cli::links::Approval::Refused(why) => anyhow::anyhow!(why),
+                        })?;
                     out.lock().unwrap().push(id);
                 }
             })

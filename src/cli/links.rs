@@ -123,41 +123,63 @@ pub async fn run(command: Command) -> Result<(), CliError> {
     }
 }
 
-/// Approves on the sandbox bank's page as a browser would: reads it (proving it is the
-/// sandbox's form), posts the decision, then follows the redirects back to freshet's
-/// callback, posting a fragment's parameters there as the callback page's script does.
+/// Approves on the sandbox bank's page as a browser would (see [`approve_in_browser`]).
 async fn approve(api: &Api, url: &str, roots: &[String]) -> Result<(), CliError> {
-    let not_sandbox = || {
-        CliError::Failed(
-            "--approve works with the sandbox bank only; \
-             open the authorisation URL in a browser instead"
-                .into(),
-        )
-    };
     let browser = browser(roots)?;
-    let page = browser
-        .get(url)
-        .send()
+    approve_in_browser(&browser, url, None)
         .await
-        .map_err(|e| api.unreachable(url, &e))?;
+        .map_err(|e| match e {
+            Approval::Unreachable(url, e) => api.unreachable(&url, &e),
+            Approval::Refused(why) => CliError::Failed(why),
+        })
+}
+
+/// Why approving at the bank's page did not end at freshet's "Connected".
+pub enum Approval {
+    Unreachable(String, reqwest::Error),
+    Refused(String),
+}
+
+/// What the customer's browser does at the sandbox bank's page: reads it (proving it is the
+/// sandbox's form), posts the decision (as `customer`, when given), then follows the
+/// redirects back to freshet's callback, posting a fragment's parameters there as the
+/// callback page's script does. `browser` must not follow redirects itself.
+pub async fn approve_in_browser(
+    browser: &reqwest::Client,
+    url: &str,
+    customer: Option<&str>,
+) -> Result<(), Approval> {
+    let unreachable = |url: &str| {
+        let url = url.to_string();
+        move |e| Approval::Unreachable(url, e)
+    };
+    let page = browser.get(url).send().await.map_err(unreachable(url))?;
     if !page.status().is_success() {
         let status = page.status();
         let text = page.text().await.unwrap_or_default();
-        return Err(CliError::Failed(format!(
+        return Err(Approval::Refused(format!(
             "the bank's page answered {status}: {}",
             page_text(&text)
         )));
     }
-    let html = page.text().await.map_err(|e| api.unreachable(url, &e))?;
+    let html = page.text().await.map_err(unreachable(url))?;
     if !html.contains(r#"name="decision" value="approve""#) {
-        return Err(not_sandbox());
+        return Err(Approval::Refused(
+            "--approve works with the sandbox bank only; \
+             open the authorisation URL in a browser instead"
+                .into(),
+        ));
+    }
+    let mut form = vec![("decision", "approve")];
+    if let Some(c) = customer {
+        form.push(("customer", c));
     }
     let mut resp = browser
         .post(url)
-        .form(&[("decision", "approve")])
+        .form(&form)
         .send()
         .await
-        .map_err(|e| api.unreachable(url, &e))?;
+        .map_err(unreachable(url))?;
     for _ in 0..5 {
         if !resp.status().is_redirection() {
             break;
@@ -186,12 +208,14 @@ async fn approve(api: &Api, url: &str, roots: &[String]) -> Result<(), CliError>
             }
             None => browser.get(target.as_str()).send().await,
         }
-        .map_err(|e| api.unreachable(target.as_str(), &e))?;
+        .map_err(unreachable(target.as_str()))?;
     }
-    if !resp.status().is_success() {
-        return Err(CliError::Failed(format!(
-            "approving failed: the bank or freshet's callback answered {}",
-            resp.status()
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() || !text.contains("Connected") || text.contains("Not connected") {
+        return Err(Approval::Refused(format!(
+            "approving failed: the bank or freshet's callback answered {status}: {}",
+            page_text(&text)
         )));
     }
     Ok(())
@@ -199,7 +223,7 @@ async fn approve(api: &Api, url: &str, roots: &[String]) -> Result<(), CliError>
 
 /// A client that behaves like the customer's browser: redirects handled one by one, the
 /// registry's CA roots trusted on top of the system's.
-fn browser(roots: &[String]) -> Result<reqwest::Client, CliError> {
+pub fn browser(roots: &[String]) -> Result<reqwest::Client, CliError> {
     let mut b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60));

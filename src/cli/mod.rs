@@ -11,7 +11,7 @@ mod customers;
 mod endpoints;
 mod error;
 mod events;
-mod links;
+pub mod links;
 mod output;
 mod refresh;
 mod summary;
