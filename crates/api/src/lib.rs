@@ -25,6 +25,7 @@ mod refresh;
 mod signing_keys;
 mod state;
 mod task_list;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -149,7 +150,7 @@ pub fn router(state: AppState, opts: &ApiOptions) -> Router {
         ))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(Extension(BodyLimit(opts.max_body_bytes)))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(trace::RedactedSpan))
 }
 
 /// Turns any error response that is not already problem details into problem details, so

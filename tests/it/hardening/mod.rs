@@ -1,4 +1,5 @@
 //! Regression tests for the faults an outside tester found (issue 17): each test is one fault,
 //! shown the way the tester met it.
 
+mod callback_logs;
 mod ssrf;
