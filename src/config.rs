@@ -111,6 +111,16 @@ pub struct ServeArgs {
     /// so frequent scrapes cannot load it; 0 reads at every scrape [default: 5].
     #[arg(long, env = "FRESHET_METRICS_CACHE_SECONDS")]
     pub metrics_cache_seconds: Option<u64>,
+    /// Seconds a connection has to send a request's headers; idle connections close after
+    /// this too [default: 10].
+    #[arg(long, env = "FRESHET_HEADER_READ_TIMEOUT_SECONDS")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds a request body may pause before the request is answered 408 [default: 30].
+    #[arg(long, env = "FRESHET_BODY_IDLE_TIMEOUT_SECONDS")]
+    pub body_idle_timeout_seconds: Option<u64>,
+    /// Connections served at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "FRESHET_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -137,6 +147,9 @@ pub struct FileConfig {
     pub bank_timeout_seconds: Option<u64>,
     pub sandbox_url: Option<String>,
     pub metrics_cache_seconds: Option<u64>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub body_idle_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -170,6 +183,10 @@ pub struct Config {
     pub sandbox_url: Option<String>,
     /// How long `/metrics` reuses the database facts it read.
     pub metrics_cache: Duration,
+    /// The HTTP server's timeouts and connection limit (the body limit is `max_body_bytes`).
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 impl Config {
@@ -196,6 +213,9 @@ impl Config {
             bank_timeout: Duration::from_secs(30),
             sandbox_url: None,
             metrics_cache: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 
@@ -296,6 +316,20 @@ impl Config {
                 .or(file.metrics_cache_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.metrics_cache),
+            header_read_timeout: args
+                .header_read_timeout_seconds
+                .or(file.header_read_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.header_read_timeout),
+            body_idle_timeout: args
+                .body_idle_timeout_seconds
+                .or(file.body_idle_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.body_idle_timeout),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
         };
         config.validate()?;
         Ok(config)
@@ -343,6 +377,15 @@ impl Config {
         if self.metrics_cache > Duration::from_secs(300) {
             bail!("metrics_cache_seconds: must be at most 300");
         }
+        if !(1..=3600).contains(&self.header_read_timeout.as_secs()) {
+            bail!("header_read_timeout_seconds: must be between 1 and 3600");
+        }
+        if !(1..=3600).contains(&self.body_idle_timeout.as_secs()) {
+            bail!("body_idle_timeout_seconds: must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!("max_connections: must be between 1 and 1000000");
+        }
         if self.db_max_connections == 0 {
             bail!("db_max_connections: must be at least 1");
         }
@@ -386,7 +429,8 @@ impl Config {
              log_format = {:?}\nshutdown_grace_seconds = {}\ndb_max_connections = {}\n\
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
              sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
-             refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}",
+             refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
+             header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -405,11 +449,24 @@ impl Config {
             self.refresh_tick.as_secs(),
             self.bank_timeout.as_secs(),
             self.metrics_cache.as_secs(),
+            self.header_read_timeout.as_secs(),
+            self.body_idle_timeout.as_secs(),
+            self.max_connections,
         )
     }
 }
 
 impl Config {
+    /// The HTTP server's limits.
+    pub fn serve_limits(&self) -> crate::serve::ServeLimits {
+        crate::serve::ServeLimits {
+            header_read_timeout: self.header_read_timeout,
+            body_idle_timeout: self.body_idle_timeout,
+            max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
     /// What webhooks may target: loopback only in development, allow-listed ranges in both.
     pub fn target_policy(&self) -> TargetPolicy {
         TargetPolicy {
@@ -479,6 +536,9 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_body_bytes, 4096);
         assert_eq!(c.db_max_connections, 16);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_connections, 4096);
         assert_eq!(c.database_url.expose_secret(), "sqlite://./freshet.db");
     }
 
@@ -502,6 +562,20 @@ mod tests {
                 ..Default::default()
             })
             .starts_with("max_body_bytes")
+        );
+        assert!(
+            bad(ServeArgs {
+                max_connections: Some(0),
+                ..Default::default()
+            })
+            .starts_with("max_connections")
+        );
+        assert!(
+            bad(ServeArgs {
+                header_read_timeout_seconds: Some(0),
+                ..Default::default()
+            })
+            .starts_with("header_read_timeout_seconds")
         );
         assert!(
             bad(ServeArgs {

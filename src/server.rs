@@ -164,11 +164,12 @@ impl Server {
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let refreshing = refresher.spawn(stop.clone());
         let generating = products.spawn(stop.clone());
-        let serving = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .into_future(),
-        );
+        let serving = tokio::spawn(crate::serve::serve(
+            listener,
+            app,
+            config.serve_limits(),
+            stop.clone(),
+        ));
         tracing::info!(%addr, store = store.kind().as_str(), profile = ?config.profile, "freshet is serving");
         Ok(Self {
             addr,

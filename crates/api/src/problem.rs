@@ -60,6 +60,9 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The request body stopped arriving before it was complete.
+    #[error("the request body stopped arriving; send it again, without pausing")]
+    RequestTimeout,
     #[error("{0}")]
     Unavailable(String),
     /// The bank answered with an error, or not at all.
@@ -110,6 +113,11 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,

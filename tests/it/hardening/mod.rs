@@ -2,4 +2,5 @@
 //! shown the way the tester met it.
 
 mod callback_logs;
+mod limits;
 mod ssrf;
