@@ -116,6 +116,7 @@ impl Server {
             signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
+            auth_failures: Default::default(),
             exporter: Arc::new(Exporter::new(
                 engine.metrics().clone(),
                 store.clone(),

@@ -25,6 +25,7 @@ mod refresh;
 mod signing_keys;
 mod state;
 mod task_list;
+pub mod throttle;
 pub mod trace;
 
 use std::sync::Arc;

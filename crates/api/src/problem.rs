@@ -65,6 +65,9 @@ pub enum ApiError {
     RequestTimeout,
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed attempts from this client; it may try again after `retry_after` seconds.
+    #[error("too many failed authentications from this address; try again in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     /// The bank answered with an error, or not at all.
     #[error("{0}")]
     BadGateway(String),
@@ -118,6 +121,11 @@ impl ApiError {
                 StatusCode::REQUEST_TIMEOUT,
                 "request-timeout",
                 "Request timeout",
+            ),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -181,6 +189,11 @@ impl IntoResponse for ApiError {
         }
         let problem = self.to_problem();
         let mut response = problem_response(&problem);
+        if let Self::TooManyRequests { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         if matches!(self, Self::Unauthorized(_)) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
