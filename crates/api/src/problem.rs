@@ -14,6 +14,9 @@ use freshet_model::FieldError;
 use freshet_store::StoreError;
 use serde::Serialize;
 
+/// Seconds a client is asked to wait after a 503.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -189,10 +192,15 @@ impl IntoResponse for ApiError {
         }
         let problem = self.to_problem();
         let mut response = problem_response(&problem);
-        if let Self::TooManyRequests { retry_after } = self {
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after } => Some(retry_after),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if matches!(self, Self::Unauthorized(_)) {
             response.headers_mut().insert(
@@ -221,6 +229,10 @@ impl From<StoreError> for ApiError {
                 field,
                 detail: format!("another record already has this `{field}`"),
             },
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "request failed: the database is unavailable");
+                Self::Unavailable("the database is unavailable; try again shortly".into())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -5,4 +5,5 @@ mod auth_throttle;
 mod callback_logs;
 mod limits;
 mod nul;
+mod outage;
 mod ssrf;
