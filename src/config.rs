@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// Connections served at once; more wait to be accepted [default: 4096].
     #[arg(long, env = "FRESHET_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Failed authentications a client address may make at once and per minute; beyond,
+    /// it is answered 429. 0 switches this off [default: 30].
+    #[arg(long, env = "FRESHET_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -150,6 +154,7 @@ pub struct FileConfig {
     pub header_read_timeout_seconds: Option<u64>,
     pub body_idle_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -187,6 +192,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub body_idle_timeout: Duration,
     pub max_connections: usize,
+    /// Failed authentications per client address and minute; 0: unlimited.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Config {
@@ -216,6 +223,7 @@ impl Config {
             header_read_timeout: Duration::from_secs(10),
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            auth_failures_per_minute: freshet_api::throttle::DEFAULT_PER_MINUTE,
         }
     }
 
@@ -330,6 +338,10 @@ impl Config {
                 .max_connections
                 .or(file.max_connections)
                 .unwrap_or(d.max_connections),
+            auth_failures_per_minute: args
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute)
+                .unwrap_or(d.auth_failures_per_minute),
         };
         config.validate()?;
         Ok(config)
@@ -430,7 +442,8 @@ impl Config {
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
              sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
              refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
-             header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}",
+             header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}\n\
+             auth_failures_per_minute = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -452,6 +465,7 @@ impl Config {
             self.header_read_timeout.as_secs(),
             self.body_idle_timeout.as_secs(),
             self.max_connections,
+            self.auth_failures_per_minute,
         )
     }
 }

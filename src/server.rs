@@ -116,7 +116,9 @@ impl Server {
             signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
-            auth_failures: Default::default(),
+            auth_failures: Arc::new(freshet_api::throttle::AuthThrottle::per_minute(
+                config.auth_failures_per_minute,
+            )),
             exporter: Arc::new(Exporter::new(
                 engine.metrics().clone(),
                 store.clone(),

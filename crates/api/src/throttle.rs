@@ -21,6 +21,8 @@ pub const MAX_TRACKED: usize = 16_384;
 /// Failed authentications allowed per address and their refill.
 #[derive(Debug)]
 pub struct AuthThrottle {
+    /// `false`: every check passes and nothing is remembered.
+    on: bool,
     /// Failures an address may make in a burst.
     burst: f64,
     /// Failures an address regains per second.
@@ -34,10 +36,12 @@ struct Bucket {
     updated: Instant,
 }
 
+/// Failed authentications per address and minute by default.
+pub const DEFAULT_PER_MINUTE: u32 = 30;
+
 impl Default for AuthThrottle {
-    /// 30 failures at once, then one a second.
     fn default() -> Self {
-        Self::new(30, 1.0)
+        Self::per_minute(DEFAULT_PER_MINUTE)
     }
 }
 
@@ -45,10 +49,17 @@ impl AuthThrottle {
     /// A throttle allowing `burst` failures at once and `per_second` more each second.
     pub fn new(burst: u32, per_second: f64) -> Self {
         Self {
+            on: burst > 0,
             burst: f64::from(burst.max(1)),
             per_second: per_second.max(0.001),
             buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `n` failures at once, then `n` a minute; 0 switches throttling off (for a node behind a
+    /// proxy that does not pass client addresses on, where all clients share one address).
+    pub fn per_minute(n: u32) -> Self {
+        Self::new(n, f64::from(n) / 60.0)
     }
 
     /// `Err(wait)` when `ip` has used up its failures: it may try again after `wait`.
@@ -62,6 +73,9 @@ impl AuthThrottle {
     }
 
     fn check_at(&self, key: IpAddr, now: Instant) -> Result<(), Duration> {
+        if !self.on {
+            return Ok(());
+        }
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         match buckets.get(&key).map(|b| self.refilled(b, now)) {
             Some(tokens) if tokens < 1.0 => {
@@ -72,6 +86,9 @@ impl AuthThrottle {
     }
 
     fn failed_at(&self, key: IpAddr, now: Instant) {
+        if !self.on {
+            return;
+        }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&key) {
             // Full buckets say nothing worth keeping. If that frees too little, forget a
@@ -149,6 +166,17 @@ mod tests {
             t.check_at(client_key(ip("192.0.2.2")), start).is_ok(),
             "per address"
         );
+    }
+
+    #[test]
+    fn zero_per_minute_switches_throttling_off() {
+        let t = AuthThrottle::per_minute(0);
+        let a = ip("192.0.2.1");
+        for _ in 0..100 {
+            t.failed(a);
+        }
+        assert!(t.check(a).is_ok());
+        assert_eq!(t.tracked(), 0);
     }
 
     #[test]
