@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::{
     auth::Tenant,
     customers::ListParams,
-    endpoint_health::{HealthOut, health_of},
+    endpoint_health::{EndpointHealthOut, health_of},
     extract::{JsonBody, Query, parse_id},
     problem::{ApiError, Problem},
     state::AppState,
@@ -133,7 +133,7 @@ pub struct EndpointOut {
     secret: Option<String>,
     /// How its deliveries have gone: present when endpoints are read (listed or fetched).
     #[serde(skip_serializing_if = "Option::is_none")]
-    health: Option<HealthOut>,
+    health: Option<EndpointHealthOut>,
 }
 
 impl EndpointOut {
@@ -168,7 +168,7 @@ impl EndpointOut {
         }
     }
 
-    fn with_health(mut self, health: Option<HealthOut>) -> Self {
+    fn with_health(mut self, health: Option<EndpointHealthOut>) -> Self {
         self.health = health;
         self
     }

@@ -19,6 +19,7 @@ pub mod extract;
 mod health;
 mod links;
 mod metrics;
+mod openapi;
 pub mod problem;
 mod products;
 mod refresh;
@@ -102,7 +103,7 @@ impl Modify for SecuritySchemes {
 
 /// All documented routes, with their OpenAPI description.
 fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(applications::router())
         .merge(customers::router())
@@ -115,7 +116,9 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(products::router())
         .merge(accounts::router())
         .merge(signing_keys::router())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_common_errors(&mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document of the API.
