@@ -43,7 +43,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::Semaphore,
-    time::{Instant, Sleep},
+    time::Sleep,
 };
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
@@ -210,12 +210,12 @@ fn closing(mut response: Response<Body>) -> Response<Body> {
 #[error("the request body stalled for longer than {0:?}")]
 pub struct BodyStalled(Duration);
 
-/// A request body that fails when no frame arrives for `timeout`, recording that it did.
+/// A request body that fails when no frame arrives for `timeout`, recording that it did. The
+/// timer exists only while the body is waited for: most requests never wait.
 struct IdleTimeoutBody {
     inner: Incoming,
     timeout: Duration,
-    sleep: Pin<Box<Sleep>>,
-    started: bool,
+    sleep: Option<Pin<Box<Sleep>>>,
     stalled: Arc<AtomicBool>,
 }
 
@@ -224,8 +224,7 @@ impl IdleTimeoutBody {
         Self {
             inner,
             timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
-            started: false,
+            sleep: None,
             stalled,
         }
     }
@@ -240,23 +239,25 @@ impl HttpBody for IdleTimeoutBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
-        if !this.started {
-            // The clock runs from when the handler first asks, not from when headers arrived.
-            this.started = true;
-            this.sleep.as_mut().reset(Instant::now() + this.timeout);
-        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                this.sleep.as_mut().reset(Instant::now() + this.timeout);
+                // Something arrived: the next wait gets a whole timeout again.
+                this.sleep = None;
                 Poll::Ready(frame.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    this.stalled.store(true, Ordering::Release);
-                    Poll::Ready(Some(Err(BodyStalled(this.timeout).into())))
+            Poll::Pending => {
+                let timeout = this.timeout;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        this.stalled.store(true, Ordering::Release);
+                        Poll::Ready(Some(Err(BodyStalled(timeout).into())))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
     }
 

@@ -45,21 +45,19 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         .unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
+    // Taken before connecting: the server's clock for a connection starts after this.
+    let start = Instant::now();
     let mut half = connect(&app).await;
     half.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ")
         .await
         .unwrap();
     let mut idle = connect(&app).await;
-    let start = Instant::now();
     for (what, stream) in [("half a header", &mut half), ("nothing", &mut idle)] {
         let answer = read_until_closed(stream, Duration::from_secs(5)).await;
         let answer = answer.unwrap_or_else(|| panic!("a client that sent {what} is cut off"));
         assert!(!answer.contains("200 OK"), "{what}: {answer}");
     }
-    assert!(
-        start.elapsed() >= timeout - Duration::from_millis(100),
-        "not before the timeout"
-    );
+    assert!(start.elapsed() >= timeout, "not before the timeout");
     app.stop().await;
 }
 
@@ -75,8 +73,8 @@ async fn a_body_that_stops_arriving_is_answered_408() {
         "POST /v1/customers HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"external_id\": "
     );
-    s.write_all(head.as_bytes()).await.unwrap();
     let start = Instant::now();
+    s.write_all(head.as_bytes()).await.unwrap();
     let answer = read_until_closed(&mut s, Duration::from_secs(5))
         .await
         .expect("the server answers and closes the connection");
@@ -85,7 +83,7 @@ async fn a_body_that_stops_arriving_is_answered_408() {
         answer.contains("urn:freshet:problem:request-timeout"),
         "{answer}"
     );
-    assert!(start.elapsed() >= timeout - Duration::from_millis(100));
+    assert!(start.elapsed() >= timeout, "not before the timeout");
     let (_, list) = app
         .call(reqwest::Method::GET, "/v1/customers", Some(&key), None)
         .await;
