@@ -119,6 +119,20 @@ pub struct ServeArgs {
     /// production; in development it replaces the sandbox banks.
     #[arg(long, env = "FRESHET_PROVIDERS")]
     pub providers: Option<PathBuf>,
+    /// Seconds a connection has to send a request's headers; idle connections close after
+    /// this too [default: 10].
+    #[arg(long, env = "FRESHET_HEADER_READ_TIMEOUT_SECONDS")]
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds a request body may pause before the request is answered 408 [default: 30].
+    #[arg(long, env = "FRESHET_BODY_IDLE_TIMEOUT_SECONDS")]
+    pub body_idle_timeout_seconds: Option<u64>,
+    /// Connections served at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "FRESHET_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Failed authentications a client address may make at once and per minute; beyond,
+    /// it is answered 429. 0 switches this off [default: 30].
+    #[arg(long, env = "FRESHET_AUTH_FAILURES_PER_MINUTE")]
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -147,6 +161,10 @@ pub struct FileConfig {
     pub metrics_cache_seconds: Option<u64>,
     pub default_consent_days: Option<i64>,
     pub providers: Option<PathBuf>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub body_idle_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub auth_failures_per_minute: Option<u32>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -184,6 +202,12 @@ pub struct Config {
     pub default_consent_days: i64,
     /// The provider registry file.
     pub providers: Option<PathBuf>,
+    /// The HTTP server's timeouts and connection limit (the body limit is `max_body_bytes`).
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub max_connections: usize,
+    /// Failed authentications per client address and minute; 0: unlimited.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Config {
@@ -212,6 +236,10 @@ impl Config {
             metrics_cache: Duration::from_secs(5),
             default_consent_days: 90,
             providers: None,
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            auth_failures_per_minute: freshet_api::throttle::DEFAULT_PER_MINUTE,
         }
     }
 
@@ -317,6 +345,24 @@ impl Config {
                 .or(file.default_consent_days)
                 .unwrap_or(d.default_consent_days),
             providers: args.providers.or(file.providers),
+            header_read_timeout: args
+                .header_read_timeout_seconds
+                .or(file.header_read_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.header_read_timeout),
+            body_idle_timeout: args
+                .body_idle_timeout_seconds
+                .or(file.body_idle_timeout_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.body_idle_timeout),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(d.max_connections),
+            auth_failures_per_minute: args
+                .auth_failures_per_minute
+                .or(file.auth_failures_per_minute)
+                .unwrap_or(d.auth_failures_per_minute),
         };
         config.validate()?;
         Ok(config)
@@ -367,6 +413,15 @@ impl Config {
         if !(1..=3650).contains(&self.default_consent_days) {
             bail!("default_consent_days: must be between 1 and 3650");
         }
+        if !(1..=3600).contains(&self.header_read_timeout.as_secs()) {
+            bail!("header_read_timeout_seconds: must be between 1 and 3600");
+        }
+        if !(1..=3600).contains(&self.body_idle_timeout.as_secs()) {
+            bail!("body_idle_timeout_seconds: must be between 1 and 3600");
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!("max_connections: must be between 1 and 1000000");
+        }
         if self.db_max_connections == 0 {
             bail!("db_max_connections: must be at least 1");
         }
@@ -411,7 +466,9 @@ impl Config {
              delivery_timeout_seconds = {}\nallow_targets = {:?}\nnode_name = {}\n\
              sandbox = {}\nsandbox_seed = {}\npublic_url = {}\nrefreshes_per_day = {}\n\
              refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
-             default_consent_days = {}\nproviders = {}",
+             default_consent_days = {}\nproviders = {}\n\
+             header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}\n\
+             auth_failures_per_minute = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -434,11 +491,25 @@ impl Config {
             self.providers
                 .as_ref()
                 .map_or("<none>".to_string(), |p| p.display().to_string()),
+            self.header_read_timeout.as_secs(),
+            self.body_idle_timeout.as_secs(),
+            self.max_connections,
+            self.auth_failures_per_minute,
         )
     }
 }
 
 impl Config {
+    /// The HTTP server's limits.
+    pub fn serve_limits(&self) -> crate::serve::ServeLimits {
+        crate::serve::ServeLimits {
+            header_read_timeout: self.header_read_timeout,
+            body_idle_timeout: self.body_idle_timeout,
+            max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
     /// What webhooks may target: loopback only in development, allow-listed ranges in both.
     pub fn target_policy(&self) -> TargetPolicy {
         TargetPolicy {
@@ -508,6 +579,9 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.max_body_bytes, 4096);
         assert_eq!(c.db_max_connections, 16);
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.body_idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_connections, 4096);
         assert_eq!(c.database_url.expose_secret(), "sqlite://./freshet.db");
     }
 
@@ -531,6 +605,20 @@ mod tests {
                 ..Default::default()
             })
             .starts_with("max_body_bytes")
+        );
+        assert!(
+            bad(ServeArgs {
+                max_connections: Some(0),
+                ..Default::default()
+            })
+            .starts_with("max_connections")
+        );
+        assert!(
+            bad(ServeArgs {
+                header_read_timeout_seconds: Some(0),
+                ..Default::default()
+            })
+            .starts_with("header_read_timeout_seconds")
         );
         assert!(
             bad(ServeArgs {

@@ -9,5 +9,6 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod listen;
+pub mod serve;
 pub mod server;
 pub mod telemetry;

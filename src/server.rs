@@ -126,6 +126,9 @@ impl Server {
             signing_keys: keys.clone(),
             admin_token: config.admin_token.clone(),
             keys: Default::default(),
+            auth_failures: Arc::new(freshet_api::throttle::AuthThrottle::per_minute(
+                config.auth_failures_per_minute,
+            )),
             exporter: Arc::new(Exporter::new(
                 engine.metrics().clone(),
                 store.clone(),
@@ -174,11 +177,12 @@ impl Server {
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let refreshing = refresher.spawn(stop.clone());
         let generating = products.spawn(stop.clone());
-        let serving = tokio::spawn(
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .into_future(),
-        );
+        let serving = tokio::spawn(crate::serve::serve(
+            listener,
+            app,
+            config.serve_limits(),
+            stop.clone(),
+        ));
         tracing::info!(%addr, store = store.kind().as_str(), profile = ?config.profile, "freshet is serving");
         Ok(Self {
             addr,

@@ -9,6 +9,7 @@ mod customers;
 mod dashboard;
 mod dashboard_api;
 mod dialects;
+mod hardening;
 mod lifecycle;
 mod listen;
 mod logs;

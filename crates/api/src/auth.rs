@@ -3,9 +3,15 @@
 //! A key reads `fsk_<lookup>_<secret>`: the 16-hex-digit lookup finds the stored record, the
 //! 256-bit secret is compared with the stored SHA-256 in constant time. A plain hash is the
 //! right tool here (the secret is random, not a password), and the secret is never stored.
-//! Unknown keys and wrong secrets get the same answer.
+//! Unknown keys and wrong secrets get the same answer. Wrong credentials count against the
+//! client's address ([`crate::throttle`]); an address with too many is answered 429.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::request::Parts,
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use freshet_model::{ApplicationId, ids::ApiKeyId};
 use freshet_store::NewApiKey;
@@ -114,28 +120,59 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        const INVALID: ApiError = ApiError::Unauthorized("invalid API key");
         let key = bearer(parts)?;
-        let (lookup, secret) = split_key(key).ok_or(INVALID)?;
-        let known = match state.keys.get(lookup) {
-            Some(k) => k,
-            None => {
-                let record = state.store.find_api_key(lookup).await?.ok_or(INVALID)?;
-                let k = CachedKey {
-                    application_id: record.application_id,
-                    secret_hash: record.secret_hash,
-                    fetched: std::time::Instant::now(),
-                };
-                state.keys.put(lookup, k.clone());
-                k
-            }
-        };
-        let presented = Sha256::digest(secret.as_bytes());
-        if bool::from(presented[..].ct_eq(&known.secret_hash[..])) {
-            Ok(Self(known.application_id))
-        } else {
-            Err(INVALID)
+        throttled(parts, state, verify_key(key, state)).await
+    }
+}
+
+/// Runs `verify` unless the client has failed too often, counting it if it fails.
+async fn throttled<T>(
+    parts: &Parts,
+    state: &AppState,
+    verify: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = client {
+        state
+            .auth_failures
+            .check(ip)
+            .map_err(|wait: Duration| ApiError::TooManyRequests {
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })?;
+    }
+    let result = verify.await;
+    if let (Err(ApiError::Unauthorized(_)), Some(ip)) = (&result, client) {
+        tracing::debug!(client = %ip, "failed authentication");
+        state.auth_failures.failed(ip);
+    }
+    result
+}
+
+/// The application whose key `key` is.
+async fn verify_key(key: &str, state: &AppState) -> Result<Tenant, ApiError> {
+    const INVALID: ApiError = ApiError::Unauthorized("invalid API key");
+    let (lookup, secret) = split_key(key).ok_or(INVALID)?;
+    let known = match state.keys.get(lookup) {
+        Some(k) => k,
+        None => {
+            let record = state.store.find_api_key(lookup).await?.ok_or(INVALID)?;
+            let k = CachedKey {
+                application_id: record.application_id,
+                secret_hash: record.secret_hash,
+                fetched: std::time::Instant::now(),
+            };
+            state.keys.put(lookup, k.clone());
+            k
         }
+    };
+    let presented = Sha256::digest(secret.as_bytes());
+    if bool::from(presented[..].ct_eq(&known.secret_hash[..])) {
+        Ok(Tenant(known.application_id))
+    } else {
+        Err(INVALID)
     }
 }
 
@@ -153,14 +190,17 @@ impl FromRequestParts<AppState> for Admin {
             ));
         };
         let presented = bearer(parts)?;
-        // Hash both sides so the comparison's length does not depend on the token's.
-        let a = Sha256::digest(presented.as_bytes());
-        let b = Sha256::digest(expected.expose_secret().as_bytes());
-        if bool::from(a.ct_eq(&b)) {
-            Ok(Self)
-        } else {
-            Err(ApiError::Unauthorized("invalid admin token"))
-        }
+        let verify = async {
+            // Hash both sides so the comparison's length does not depend on the token's.
+            let a = Sha256::digest(presented.as_bytes());
+            let b = Sha256::digest(expected.expose_secret().as_bytes());
+            if bool::from(a.ct_eq(&b)) {
+                Ok(Self)
+            } else {
+                Err(ApiError::Unauthorized("invalid admin token"))
+            }
+        };
+        throttled(parts, state, verify).await
     }
 }
 

@@ -19,7 +19,7 @@ const WINDOW: Duration = Duration::hours(24);
 /// How an endpoint's deliveries have gone: its attempts of the last 24 hours, and its latest
 /// success and failure whenever they were.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct HealthOut {
+pub struct EndpointHealthOut {
     /// The hours the counts cover, back from now.
     window_hours: i64,
     /// Attempts made in the window.
@@ -56,7 +56,7 @@ pub struct FailureOut {
     error: Option<String>,
 }
 
-impl HealthOut {
+impl EndpointHealthOut {
     fn new(e: &WebhookEndpoint, h: EndpointHealth) -> Self {
         Self {
             window_hours: WINDOW.whole_hours(),
@@ -81,7 +81,7 @@ pub(crate) async fn health_of(
     state: &AppState,
     app: ApplicationId,
     endpoints: &[WebhookEndpoint],
-) -> Result<HashMap<EndpointId, HealthOut>, ApiError> {
+) -> Result<HashMap<EndpointId, EndpointHealthOut>, ApiError> {
     let ids: Vec<EndpointId> = endpoints.iter().map(|e| e.id).collect();
     let since = freshet_model::time::now() - WINDOW;
     let mut found = state.store.endpoint_health(app, &ids, since).await?;
@@ -93,7 +93,7 @@ pub(crate) async fn health_of(
                 succeeded: 0,
                 last_failure: None,
             });
-            (e.id, HealthOut::new(e, h))
+            (e.id, EndpointHealthOut::new(e, h))
         })
         .collect())
 }

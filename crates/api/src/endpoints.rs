@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::{
     auth::Tenant,
     customers::ListParams,
-    endpoint_health::{HealthOut, health_of},
+    endpoint_health::{EndpointHealthOut, health_of},
     extract::{JsonBody, Query, parse_id},
     problem::{ApiError, Problem},
     state::AppState,
@@ -151,7 +151,7 @@ pub struct EndpointOut {
     secret: Option<String>,
     /// How its deliveries have gone: present when endpoints are read (listed or fetched).
     #[serde(skip_serializing_if = "Option::is_none")]
-    health: Option<HealthOut>,
+    health: Option<EndpointHealthOut>,
 }
 
 /// How deliveries to an endpoint are retried and timed: its own schedule, else its vendor's
@@ -214,7 +214,7 @@ impl EndpointOut {
         }
     }
 
-    fn with_health(mut self, health: Option<HealthOut>) -> Self {
+    fn with_health(mut self, health: Option<EndpointHealthOut>) -> Self {
         self.health = health;
         self
     }

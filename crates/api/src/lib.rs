@@ -20,12 +20,15 @@ pub mod extract;
 mod health;
 mod links;
 mod metrics;
+mod openapi;
 pub mod problem;
 mod products;
 mod refresh;
 mod signing_keys;
 mod state;
 mod task_list;
+pub mod throttle;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -101,7 +104,7 @@ impl Modify for SecuritySchemes {
 
 /// All documented routes, with their OpenAPI description.
 fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(applications::router())
         .merge(customers::router())
@@ -115,7 +118,9 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(products::router())
         .merge(accounts::router())
         .merge(signing_keys::router())
-        .split_for_parts()
+        .split_for_parts();
+    openapi::add_common_errors(&mut doc);
+    (routes, doc)
 }
 
 /// The OpenAPI document of the API.
@@ -151,7 +156,7 @@ pub fn router(state: AppState, opts: &ApiOptions) -> Router {
         ))
         .layer(DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(Extension(BodyLimit(opts.max_body_bytes)))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(trace::RedactedSpan))
 }
 
 /// Turns any error response that is not already problem details into problem details, so

@@ -14,6 +14,9 @@ use freshet_model::FieldError;
 use freshet_store::StoreError;
 use serde::Serialize;
 
+/// Seconds a client is asked to wait after a 503.
+const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
 /// The media type of problem details.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -60,8 +63,14 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The request body stopped arriving before it was complete.
+    #[error("the request body stopped arriving; send it again, without pausing")]
+    RequestTimeout,
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed attempts from this client; it may try again after `retry_after` seconds.
+    #[error("too many failed authentications from this address; try again in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     /// The bank answered with an error, or not at all.
     #[error("{0}")]
     BadGateway(String),
@@ -110,6 +119,16 @@ impl ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
+            ),
+            Self::RequestTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+            ),
+            Self::TooManyRequests { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many requests",
             ),
             Self::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -173,6 +192,16 @@ impl IntoResponse for ApiError {
         }
         let problem = self.to_problem();
         let mut response = problem_response(&problem);
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after } => Some(retry_after),
+            Self::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if matches!(self, Self::Unauthorized(_)) {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -200,6 +229,10 @@ impl From<StoreError> for ApiError {
                 field,
                 detail: format!("another record already has this `{field}`"),
             },
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "request failed: the database is unavailable");
+                Self::Unavailable("the database is unavailable; try again shortly".into())
+            }
             other => Self::Internal(other.to_string()),
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use freshet_store::Store;
 
-use crate::auth::KeyCache;
+use crate::{auth::KeyCache, throttle::AuthThrottle};
 use secrecy::SecretString;
 
 /// Shared state of the API: cheap to clone.
@@ -26,6 +26,8 @@ pub struct AppState {
     pub admin_token: Option<SecretString>,
     /// Recently verified API keys.
     pub keys: Arc<KeyCache>,
+    /// Failed authentications per client address.
+    pub auth_failures: Arc<AuthThrottle>,
     /// Renders `/metrics`.
     pub exporter: Arc<Exporter>,
 }

@@ -38,7 +38,7 @@ struct Job {
     event: StoredEvent,
     target: Target,
     /// `Ok(false)`: not stored, its one endpoint does not exist.
-    done: oneshot::Sender<Result<bool, String>>,
+    done: oneshot::Sender<Result<bool, StoreError>>,
 }
 
 /// The channel from the recorder to this node's dispatcher.
@@ -207,7 +207,6 @@ impl Recorder {
         answer
             .await
             .map_err(|_| StoreError::Corrupt("the event writer has stopped".into()))?
-            .map_err(StoreError::Corrupt)
     }
 }
 
@@ -233,15 +232,22 @@ async fn write_loop(
                     let _ = job.done.send(Ok(stored));
                 }
             }
+            Err(StoreError::Unavailable(why)) => {
+                // Writing one by one would wait out the database once per event: every caller
+                // hears at once, and may try again.
+                tracing::warn!(error = %why, n = batch.len(), "the database is unavailable; events not recorded");
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(StoreError::Unavailable(why.clone())));
+                }
+            }
             Err(e) => {
                 // One bad event must not fail its neighbours: retry each alone.
                 tracing::warn!(error = %e, n = batch.len(), "batched event write failed; writing one by one");
                 for job in batch.drain(..) {
                     let one = write(&store, std::slice::from_ref(&job), None)
                         .await
-                        .map(|w| w.missing.is_empty())
-                        .map_err(|e| e.to_string());
-                    if one == Ok(true) {
+                        .map(|w| w.missing.is_empty());
+                    if matches!(one, Ok(true)) {
                         metrics.events_recorded([job.event.event_type]);
                     }
                     let _ = job.done.send(one);

@@ -77,7 +77,8 @@ impl StoreKind {
 pub struct StoreOptions {
     /// Largest number of connections (PostgreSQL) or reader connections (SQLite).
     pub max_connections: u32,
-    /// How long to wait for a connection before failing a call.
+    /// How long to wait for a connection before failing a call. Short, so that when the
+    /// database is down callers hear it in seconds (503) instead of hanging.
     pub acquire_timeout: Duration,
 }
 
@@ -85,7 +86,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             max_connections: 16,
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout: Duration::from_secs(3),
         }
     }
 }

@@ -225,3 +225,32 @@ fn describe(e: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stored before the guard knew them, IPv6 forms of loopback are refused when sent: the
+    /// check at send is the same as at save. Nothing leaves the machine.
+    #[tokio::test]
+    async fn wrapped_ipv4_targets_are_refused_at_send() {
+        let sender = Sender::new(Arc::new(TargetPolicy::default()), Duration::from_secs(1));
+        for url in [
+            "http://[2002:7f00:1::1]:9/hooks",
+            "http://[::127.0.0.1]:9/hooks",
+            "http://[::ffff:0:7f00:1]:9/hooks",
+            "http://[64:ff9b::a9fe:a9fe]:9/latest",
+        ] {
+            let sent = sender
+                .send(Outgoing {
+                    url: url.into(),
+                    body: b"{}".to_vec(),
+                    headers: vec![],
+                    timeout: None,
+                })
+                .await;
+            assert_eq!(sent.outcome, AttemptOutcome::Refused, "{url}");
+            assert!(sent.status.is_none(), "{url}");
+        }
+    }
+}

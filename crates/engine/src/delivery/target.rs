@@ -117,8 +117,8 @@ pub fn classify(ip: IpAddr) -> Option<AddressKind> {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
         IpAddr::V6(v6) => {
-            // IPv4 written as IPv6 (mapped, or NAT64) must not slip past the IPv4 rules.
-            if let Some(v4) = v6.to_ipv4_mapped().or_else(|| nat64(v6)) {
+            // IPv4 written as IPv6 must not slip past the IPv4 rules.
+            if let Some(v4) = embedded_v4(v6) {
                 return classify_v4(v4);
             }
             let seg = v6.segments();
@@ -130,7 +130,9 @@ pub fn classify(ip: IpAddr) -> Option<AddressKind> {
                 Some(AddressKind::Metadata)
             } else if seg[0] & 0xffc0 == 0xfe80 {
                 Some(AddressKind::LinkLocal)
-            } else if seg[0] & 0xfe00 == 0xfc00 {
+            } else if seg[0] & 0xfe00 == 0xfc00 || seg[..3] == [0x64, 0xff9b, 1] {
+                // The local-use NAT64 prefix (RFC 8215) is the operator's own network, and
+                // where it puts the IPv4 address is the operator's choice: refused whole.
                 Some(AddressKind::Private)
             } else if seg[0] & 0xff00 == 0xff00 {
                 Some(AddressKind::Multicast)
@@ -141,13 +143,26 @@ pub fn classify(ip: IpAddr) -> Option<AddressKind> {
     }
 }
 
-fn nat64(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+/// The IPv4 address an IPv6 address wraps, in any of the forms a host or a translator would
+/// turn into IPv4 traffic: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+/// (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`, but not `::` and `::1`, which are IPv6's
+/// own), NAT64 (`64:ff9b::/96`), 6to4 (`2002:AABB:CCDD::/48`) and Teredo (`2001:0::/32`, the client's address inverted in the last 32 bits).
+pub fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
-    (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| {
-        let [a, b] = s[6].to_be_bytes();
-        let [c, d] = s[7].to_be_bytes();
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
         Ipv4Addr::new(a, b, c, d)
-    })
+    };
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
+        [0, 0, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        [0x2001, 0, _, _, _, _, hi, lo] => Some(v4(!hi, !lo)),
+        _ => None,
+    }
 }
 
 fn classify_v4(ip: Ipv4Addr) -> Option<AddressKind> {
@@ -183,10 +198,21 @@ impl TargetPolicy {
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         match classify(ip) {
             None => Ok(()),
-            Some(_) if self.allowed.iter().any(|c| c.contains(ip)) => Ok(()),
+            Some(_) if self.is_allow_listed(ip) => Ok(()),
             Some(AddressKind::Loopback) if self.allow_loopback => Ok(()),
             Some(kind) => Err(Refusal::Address(ip, kind)),
         }
+    }
+
+    /// An allow-listed range holds the address, or the IPv4 address it wraps.
+    fn is_allow_listed(&self, ip: IpAddr) -> bool {
+        let v4 = match ip {
+            IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4),
+            IpAddr::V4(_) => None,
+        };
+        self.allowed
+            .iter()
+            .any(|c| c.contains(ip) || v4.is_some_and(|v4| c.contains(v4)))
     }
 
     /// Checks a URL as far as can be done without resolving it.
@@ -289,6 +315,7 @@ mod tests {
             ("::ffff:10.0.0.1", AddressKind::Private),
             ("::ffff:169.254.169.254", AddressKind::Metadata),
             ("64:ff9b::7f00:1", AddressKind::Loopback),
+            ("64:ff9b:1::8.8.8.8", AddressKind::Private),
         ];
         for (ip, kind) in cases {
             let ip: IpAddr = ip.parse().unwrap();
@@ -303,6 +330,127 @@ mod tests {
         ] {
             assert_eq!(classify(public.parse().unwrap()), None, "{public}");
         }
+    }
+
+    /// Every IPv6 form that carries an IPv4 address is judged by that address.
+    #[test]
+    fn ipv6_forms_wrapping_ipv4_are_judged_by_the_ipv4_address() {
+        type Wrap = fn(Ipv4Addr) -> Ipv6Addr;
+        let forms: [(&str, Wrap); 6] = [
+            ("mapped", |v4| v4.to_ipv6_mapped()),
+            ("compatible", |v4| v4.to_ipv6_compatible()),
+            ("translated", |v4| {
+                let [a, b, c, d] = v4.octets();
+                Ipv6Addr::new(
+                    0,
+                    0,
+                    0,
+                    0,
+                    0xffff,
+                    0,
+                    u16::from_be_bytes([a, b]),
+                    u16::from_be_bytes([c, d]),
+                )
+            }),
+            ("nat64", |v4| {
+                let [a, b, c, d] = v4.octets();
+                Ipv6Addr::new(
+                    0x64,
+                    0xff9b,
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from_be_bytes([a, b]),
+                    u16::from_be_bytes([c, d]),
+                )
+            }),
+            ("6to4", |v4| {
+                let [a, b, c, d] = v4.octets();
+                Ipv6Addr::new(
+                    0x2002,
+                    u16::from_be_bytes([a, b]),
+                    u16::from_be_bytes([c, d]),
+                    0x1234,
+                    0,
+                    0,
+                    0,
+                    1,
+                )
+            }),
+            ("teredo", |v4| {
+                let [a, b, c, d] = v4.octets();
+                Ipv6Addr::new(
+                    0x2001,
+                    0,
+                    0x4136,
+                    0xe378,
+                    0x8000,
+                    0x63bf,
+                    !u16::from_be_bytes([a, b]),
+                    !u16::from_be_bytes([c, d]),
+                )
+            }),
+        ];
+        let inner = [
+            ("127.0.0.1", Some(AddressKind::Loopback)),
+            ("10.1.2.3", Some(AddressKind::Private)),
+            ("192.168.0.10", Some(AddressKind::Private)),
+            ("172.20.0.1", Some(AddressKind::Private)),
+            ("169.254.169.254", Some(AddressKind::Metadata)),
+            ("100.64.0.1", Some(AddressKind::CarrierNat)),
+            ("93.184.216.34", None),
+        ];
+        for (name, wrap) in forms {
+            for (v4, kind) in inner {
+                let v4: Ipv4Addr = v4.parse().unwrap();
+                let v6 = wrap(v4);
+                assert_eq!(embedded_v4(v6), Some(v4), "{name} {v6}");
+                assert_eq!(classify(IpAddr::V6(v6)), kind, "{name} {v6}");
+                if let Some(kind) = kind {
+                    let url = format!("http://[{v6}]:8080/hook");
+                    assert_eq!(
+                        strict().check_url(&url),
+                        Err(Refusal::Address(IpAddr::V6(v6), kind)),
+                        "{url}"
+                    );
+                }
+            }
+        }
+        // IPv6's own loopback and unspecified addresses are not IPv4-compatible ones.
+        assert_eq!(embedded_v4(Ipv6Addr::LOCALHOST), None);
+        assert_eq!(embedded_v4(Ipv6Addr::UNSPECIFIED), None);
+        assert_eq!(embedded_v4("2606:4700::1111".parse().unwrap()), None);
+        // Written as an IPv4 literal inside the brackets, as a tester would.
+        for url in [
+            "http://[::127.0.0.1]/",
+            "http://[::ffff:0:10.0.0.1]/",
+            "http://[2002:a9fe:a9fe::]/",
+            "http://[::ffff:7f00:1]/",
+        ] {
+            assert!(
+                matches!(strict().check_url(url), Err(Refusal::Address(..))),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn allow_listed_ranges_hold_the_ipv4_address_an_ipv6_one_wraps() {
+        let ops = TargetPolicy {
+            allowed: vec!["10.1.0.0/16".parse().unwrap()],
+            ..Default::default()
+        };
+        assert!(ops.check_ip("::ffff:10.1.2.3".parse().unwrap()).is_ok());
+        assert!(ops.check_ip("2002:a01:203::1".parse().unwrap()).is_ok());
+        assert!(ops.check_ip("::ffff:10.2.0.1".parse().unwrap()).is_err());
+        let dev = TargetPolicy {
+            allow_loopback: true,
+            ..Default::default()
+        };
+        assert!(dev.check_ip("::ffff:127.0.0.1".parse().unwrap()).is_ok());
+        assert!(dev.check_ip("2002:7f00:1::".parse().unwrap()).is_ok());
+        assert!(dev.check_ip("2002:a00:1::".parse().unwrap()).is_err());
     }
 
     #[test]
