@@ -27,6 +27,29 @@ use crate::{
 };
 use freshet_model::webhooks::WebhookEndpoint;
 
+/// The next attempt of a delivery parked behind an earlier one with the same ordering key:
+/// never due, so claims do not scan it; the earlier one's settling makes it due.
+pub const PARKED: OffsetDateTime = time::macros::datetime!(9999-12-31 0:00 UTC);
+
+/// Makes due the delivery next in line behind each settled one, if it was parked: the part
+/// after `UPDATE deliveries SET next_attempt_at = <now> WHERE next_attempt_at = <parked>`,
+/// up to the settled ids. By the ordering index; in the transaction that settles them, which
+/// sees every parked row (a delivery is parked only behind one recorded in the same
+/// transaction).
+macro_rules! unpark_next {
+    () => {
+        " AND id IN (SELECT (SELECT n.id FROM deliveries n WHERE n.endpoint_id = s.endpoint_id \
+           AND n.ordering_key = s.ordering_key AND n.event_id > s.event_id \
+           AND n.status IN ('pending', 'failed', 'delivering') ORDER BY n.event_id LIMIT 1) \
+         FROM deliveries s WHERE s.ordering_key IS NOT NULL \
+           AND s.status IN ('succeeded', 'dead') AND s.id "
+    };
+}
+
+fn settled(f: &Finished) -> bool {
+    matches!(f.outcome, Outcome::Succeeded | Outcome::Dead)
+}
+
 /// A claimed delivery with everything needed to send it.
 #[derive(Clone, Debug)]
 pub struct Claim {
@@ -574,6 +597,23 @@ impl WriteOutcomes for sqlx::PgConnection {
         .bind(&nodes)
         .execute(&mut *self)
         .await?;
+        let settled: Vec<_> = batch
+            .iter()
+            .filter(|f| settled(f))
+            .map(|f| f.delivery_id.0)
+            .collect();
+        if !settled.is_empty() {
+            sqlx::query(concat!(
+                "UPDATE deliveries SET next_attempt_at = $1 WHERE next_attempt_at = $2",
+                unpark_next!(),
+                "= ANY($3::uuid[]))"
+            ))
+            .bind(now)
+            .bind(PARKED)
+            .bind(&settled)
+            .execute(&mut *self)
+            .await?;
+        }
         Ok(())
     }
 }
@@ -620,6 +660,19 @@ impl WriteOutcomes for sqlx::SqliteConnection {
                 .push_bind(f.attempt.node.clone());
         });
         q.build().execute(&mut *self).await?;
+        if batch.iter().any(settled) {
+            let mut q = sqlx::QueryBuilder::new("UPDATE deliveries SET next_attempt_at = ");
+            q.push_bind(Ts(now));
+            q.push(" WHERE next_attempt_at = ");
+            q.push_bind(Ts(PARKED));
+            q.push(concat!(unpark_next!(), "IN ("));
+            let mut ids = q.separated(", ");
+            for f in batch.iter().filter(|f| settled(f)) {
+                ids.push_bind(f.delivery_id.0);
+            }
+            q.push("))");
+            q.build().execute(&mut *self).await?;
+        }
         Ok(())
     }
 }

@@ -226,6 +226,7 @@ async fn write_events(
             || !targets[&(event.application_id, fanout_key(event, fanout))].is_empty()
     });
     let mut rows: Vec<Row<'_>> = Vec::new();
+    let mut heads = std::collections::HashSet::new();
     for (event, fanout) in stored.iter().copied() {
         let series = match fanout {
             Fanout::Subscribers { series, .. } => *series,
@@ -239,6 +240,11 @@ async fn write_events(
             };
             // What waits for an earlier delivery is left for a claim, which checks that.
             let leased = lease.is_some() && endpoint.enabled && ordering_key.is_none();
+            // Behind an earlier delivery of this batch with the same key: parked until that
+            // one settles (`finish_attempts` moves it forward), so claims never scan it.
+            let parked = ordering_key
+                .as_ref()
+                .is_some_and(|k| !heads.insert((endpoint.id, k.clone())));
             rows.push(Row {
                 delivery: Delivery {
                     id: DeliveryId::new(),
@@ -251,7 +257,11 @@ async fn write_events(
                         DeliveryStatus::Pending
                     },
                     attempts: 0,
-                    next_attempt_at: now,
+                    next_attempt_at: if parked {
+                        crate::deliveries::PARKED
+                    } else {
+                        now
+                    },
                     last_status_code: None,
                     last_error: None,
                     created_at: now,
@@ -291,6 +301,7 @@ async fn write_events(
                 cols.lease_until.push(until);
                 cols.leased_by.push(by);
                 cols.ordering_key.push(r.ordering_key.clone());
+                cols.next_attempt_at.push(r.delivery.next_attempt_at);
             }
             sqlx::query(concat!(
                 "WITH e AS (INSERT INTO events (",
@@ -299,11 +310,11 @@ async fn write_events(
                      $5::timestamptz[], $6::jsonb[])) \
                      INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, \
                      attempts, next_attempt_at, lease_until, leased_by, ordering_key, created_at, \
-                     updated_at) SELECT id, app, event, endpoint, status, 0, $15, lease_until, \
+                     updated_at) SELECT id, app, event, endpoint, status, 0, next_at, lease_until, \
                      leased_by, ordering_key, $15, $15 FROM unnest($7::uuid[], $8::uuid[], \
                      $9::uuid[], $10::uuid[], $11::text[], $12::timestamptz[], $13::text[], \
-                     $14::text[]) AS r (id, app, event, endpoint, status, lease_until, leased_by, \
-                     ordering_key)"
+                     $14::text[], $16::timestamptz[]) AS r (id, app, event, endpoint, status, \
+                     lease_until, leased_by, ordering_key, next_at)"
             ))
             .bind(events.id)
             .bind(events.application_id)
@@ -320,6 +331,7 @@ async fn write_events(
             .bind(cols.leased_by)
             .bind(cols.ordering_key)
             .bind(now)
+            .bind(cols.next_attempt_at)
             .execute(&mut **c)
             .await?;
         }
@@ -353,7 +365,7 @@ async fn write_events(
                         .push_bind(r.delivery.endpoint_id.0)
                         .push_bind(r.delivery.status.as_str())
                         .push_bind(0i64)
-                        .push_bind(Ts(now))
+                        .push_bind(Ts(r.delivery.next_attempt_at))
                         .push_bind(until.map(Ts))
                         .push_bind(by)
                         .push_bind(r.ordering_key.clone())
@@ -460,6 +472,7 @@ struct DeliveryColumns {
     lease_until: Vec<Option<OffsetDateTime>>,
     leased_by: Vec<Option<String>>,
     ordering_key: Vec<Option<String>>,
+    next_attempt_at: Vec<OffsetDateTime>,
 }
 
 /// What decides an event's targets besides its application.

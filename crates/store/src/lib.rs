@@ -40,7 +40,7 @@ use sqlx::{
 
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
-pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
+pub use deliveries::{AttemptRecord, Claim, Finished, Outcome, PARKED};
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;

@@ -368,6 +368,52 @@ pub async fn ordered_endpoints_wait_for_earlier_deliveries(db: &TestDb) {
     );
 }
 
+/// A refresh's events recorded together: the first is due, the rest are parked behind it and
+/// made due one by one as each settles (success or giving up), so claims never scan them.
+pub async fn a_series_recorded_together_leaves_one_by_one(db: &TestDb) {
+    let a = app(db).await;
+    db.store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let customer = CustomerId::new();
+    let fan = Fanout::Subscribers {
+        dialects: ALL,
+        opted_in: &[],
+        series: Some("task-1"),
+    };
+    let events: Vec<StoredEvent> = [
+        EventType::RefreshProgress,
+        EventType::RefreshProviderCompleted,
+        EventType::RefreshCompleted,
+    ]
+    .into_iter()
+    .map(|t| event(a, t, Some(customer)))
+    .collect();
+    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
+    let mut tx = db.store.begin().await.unwrap();
+    tx.record_events(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let parked = db.store.list_event_deliveries(a, events[2].id).await.unwrap();
+    assert_eq!(parked[0].next_attempt_at, freshet_store::PARKED);
+    for (i, outcome) in [Outcome::Succeeded, Outcome::Dead, Outcome::Succeeded]
+        .into_iter()
+        .enumerate()
+    {
+        let claimed = claim(db).await;
+        assert_eq!(
+            claimed.iter().map(|c| c.event.id).collect::<Vec<_>>(),
+            vec![events[i].id],
+            "only the next in line is claimed"
+        );
+        db.store
+            .finish_attempts(&[finished(&claimed[0], outcome, Some(200))])
+            .await
+            .unwrap();
+    }
+    assert!(claim(db).await.is_empty());
+}
+
 pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
     let a = app(db).await;
     let ep = db
