@@ -16,6 +16,7 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use freshet_engine::delivery::target::{Cidr, TargetPolicy};
+use freshet_store::MasterKey;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -133,6 +134,16 @@ pub struct ServeArgs {
     /// it is answered 429. 0 switches this off [default: 30].
     #[arg(long, env = "FRESHET_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// A file holding the master key that seals secrets at rest: the base64 of 32 random
+    /// bytes (`freshet keys new FILE` writes one). `FRESHET_MASTER_KEY` may hold the key
+    /// itself instead [default in development: freshet-master-key next to the SQLite
+    /// database, created on first start].
+    #[arg(long, env = "FRESHET_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself: from `FRESHET_MASTER_KEY` only, never a flag (flags show in
+    /// process listings).
+    #[arg(skip)]
+    pub master_key: Option<SecretString>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -165,6 +176,7 @@ pub struct FileConfig {
     pub body_idle_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: Option<u32>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 /// Where the development profile keeps a generated admin token when none is configured.
@@ -208,6 +220,11 @@ pub struct Config {
     pub max_connections: usize,
     /// Failed authentications per client address and minute; 0: unlimited.
     pub auth_failures_per_minute: u32,
+    /// The file holding the master key.
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (`FRESHET_MASTER_KEY`, or given by an embedder); wins over the
+    /// file. With neither, development uses a generated one (see `crate::keys`).
+    pub master_key: Option<MasterKey>,
 }
 
 impl Config {
@@ -240,11 +257,18 @@ impl Config {
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 4096,
             auth_failures_per_minute: freshet_api::throttle::DEFAULT_PER_MINUTE,
+            master_key_file: None,
+            master_key: None,
         }
     }
 
     /// Resolves flags and environment (`args`) over the TOML file over defaults.
-    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+    pub fn resolve(mut args: ServeArgs) -> anyhow::Result<Self> {
+        if args.master_key.is_none() {
+            args.master_key = std::env::var("FRESHET_MASTER_KEY")
+                .ok()
+                .map(SecretString::from);
+        }
         let file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
@@ -363,6 +387,12 @@ impl Config {
                 .auth_failures_per_minute
                 .or(file.auth_failures_per_minute)
                 .unwrap_or(d.auth_failures_per_minute),
+            master_key_file: args.master_key_file.or(file.master_key_file),
+            master_key: args
+                .master_key
+                .map(|k| MasterKey::from_base64(k.expose_secret()))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("FRESHET_MASTER_KEY: {e}"))?,
         };
         config.validate()?;
         Ok(config)
@@ -433,6 +463,18 @@ impl Config {
         if self.profile == Profile::Production && self.admin_token.is_none() {
             bail!("admin_token: the production profile needs FRESHET_ADMIN_TOKEN");
         }
+        if self.master_key.is_some() && self.master_key_file.is_some() {
+            bail!("master_key_file: give the master key once, in FRESHET_MASTER_KEY or in a file");
+        }
+        if self.profile == Profile::Production
+            && self.master_key.is_none()
+            && self.master_key_file.is_none()
+        {
+            bail!(
+                "master_key_file: the production profile needs a master key \
+                 (--master-key-file or FRESHET_MASTER_KEY)"
+            );
+        }
         Ok(())
     }
 
@@ -468,7 +510,7 @@ impl Config {
              refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
              default_consent_days = {}\nproviders = {}\n\
              header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}\n\
-             auth_failures_per_minute = {}",
+             auth_failures_per_minute = {}\nmaster_key = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -495,6 +537,11 @@ impl Config {
             self.body_idle_timeout.as_secs(),
             self.max_connections,
             self.auth_failures_per_minute,
+            match (&self.master_key, &self.master_key_file) {
+                (Some(k), _) => format!("FRESHET_MASTER_KEY (fingerprint {})", k.fingerprint()),
+                (None, Some(path)) => path.display().to_string(),
+                (None, None) => "<development: generated next to the database>".to_string(),
+            },
         )
     }
 }

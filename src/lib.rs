@@ -8,6 +8,7 @@ pub mod bench_refresh;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod keys;
 pub mod listen;
 pub mod serve;
 pub mod server;

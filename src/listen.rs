@@ -19,8 +19,8 @@ use clap::Args;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-/// Options of `freshet listen`.
-#[derive(Args, Debug, Clone)]
+/// Options of `freshet listen`. `Debug` hides the secret.
+#[derive(Args, Clone)]
 pub struct Listen {
     /// Address to receive on; point a webhook endpoint's URL at it.
     #[arg(long, default_value = "127.0.0.1:9000")]
@@ -40,6 +40,19 @@ pub struct Listen {
     /// Print each body, pretty.
     #[arg(long)]
     pub verbose: bool,
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listen")
+            .field("listen", &self.listen)
+            .field("secret", &freshet_model::secret::redact(&self.secret))
+            .field("dialect", &self.dialect)
+            .field("freshet", &self.freshet)
+            .field("forward_to", &self.forward_to)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
 }
 
 struct State {

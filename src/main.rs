@@ -35,6 +35,9 @@ enum Command {
     /// Measure this machine: `freshet bench delivery`, `freshet bench refresh`.
     #[command(subcommand)]
     Bench(Bench),
+    /// The master key that seals secrets at rest: `freshet keys new`, `freshet keys rotate`.
+    #[command(subcommand)]
+    Keys(freshet::keys::Keys),
     #[command(flatten)]
     Api(freshet::cli::Command),
 }
@@ -100,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Listen(args) => freshet::listen::run(args).await,
         Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
         Command::Bench(Bench::Refresh(b)) => freshet::bench_refresh::run(b).await,
+        Command::Keys(command) => freshet::keys::run(command).await,
         Command::Api(command) => std::process::exit(freshet::cli::run(command).await),
         Command::Openapi => {
             println!("{}", freshet_api::openapi().to_pretty_json()?);

@@ -48,8 +48,19 @@ impl Server {
             .as_deref()
             .map(freshet_banks::registry::load)
             .transpose()?;
+        let (master_key, key_source) = crate::keys::master_key(&config, true)?;
+        if let crate::keys::KeySource::Development {
+            path,
+            created: true,
+        } = &key_source
+        {
+            tracing::info!(
+                file = %path.display(),
+                "made the master key that seals secrets at rest: keep this file, and back it up apart from the database"
+            );
+        }
         let url = config.database_url.expose_secret();
-        let store = Store::connect(
+        let mut store = Store::connect(
             url,
             &StoreOptions {
                 max_connections: config.db_max_connections,
@@ -59,6 +70,16 @@ impl Server {
         .await
         .with_context(|| format!("connecting to {}", redact_url(url)))?;
         store.migrate().await.context("migrating the database")?;
+        let unlocked = store
+            .unlock(&master_key)
+            .await
+            .context("opening the data keys with the master key")?;
+        if unlocked.sealed > 0 {
+            tracing::info!(
+                sealed = unlocked.sealed,
+                "sealed secrets an older freshet stored in plaintext"
+            );
+        }
 
         let listener = TcpListener::bind(config.listen)
             .await

@@ -199,6 +199,12 @@ async fn three_nodes_on_postgres_survive_one_killed() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // The nodes run in `dir`, where the development profile looks for its master key.
+    std::fs::write(
+        dir.path().join(freshet_store::MASTER_KEY_FILE),
+        db.master_key.to_base64(),
+    )
+    .unwrap();
     let r = Receiver::start(vec![Answer::Status(204)]).await;
     let http = reqwest::Client::new();
     let mut nodes = Vec::new();

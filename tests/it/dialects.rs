@@ -485,6 +485,7 @@ async fn nodes_on_one_postgres_share_their_signing_keys() {
         let mut config = Config::new(db.url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token = Some(ADMIN_TOKEN.to_string().into());
+        config.master_key = Some(db.master_key.clone());
         Server::start(config)
     });
     let nodes: Vec<Server> = futures::future::join_all(starts)

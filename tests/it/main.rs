@@ -17,6 +17,7 @@ mod metrics;
 mod products;
 mod refresh;
 mod sandbox;
+mod secrets;
 mod strict;
 mod support;
 mod tenancy;

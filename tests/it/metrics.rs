@@ -288,6 +288,7 @@ async fn a_spent_budget_is_reported_and_not_scheduled(app: TestApp) {
     let mut config = Config::new(app.db.url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.admin_token = Some(ADMIN_TOKEN.to_string().into());
+    config.master_key = Some(app.db.master_key.clone());
     config.refresh_tick = Duration::from_secs(1);
     config.metrics_cache = Duration::ZERO;
     config.sandbox = false;

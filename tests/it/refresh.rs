@@ -868,6 +868,7 @@ async fn three_nodes_on_postgres_refresh_each_consent_once() {
         let mut config = Config::new(db.url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token = Some(crate::support::ADMIN_TOKEN.to_string().into());
+        config.master_key = Some(db.master_key.clone());
         config.refresh_tick = Duration::from_secs(1);
         if let Some(url) = sandbox_url {
             // One sandbox bank for all: the first node's.

@@ -110,6 +110,7 @@ fn the_sandbox_is_on_by_default_in_development_and_off_in_production() {
     let production = ServeArgs {
         production: true,
         admin_token: Some("a-long-enough-admin-token".into()),
+        master_key_file: Some("master.key".into()),
         ..Default::default()
     };
     assert!(!resolve(production.clone()));

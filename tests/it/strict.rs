@@ -636,6 +636,7 @@ async fn a_node_with_a_broken_registry_refuses_to_start_and_says_why() {
     let mut config = Config::new(db.url.clone());
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.admin_token = Some(crate::support::ADMIN_TOKEN.to_string().into());
+    config.master_key = Some(db.master_key.clone());
     production(broken)(&mut config);
     let err = freshet::server::Server::start(config)
         .await

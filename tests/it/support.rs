@@ -45,6 +45,7 @@ impl TestApp {
         let mut config = Config::new(db.url.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.admin_token = Some(ADMIN_TOKEN.to_string().into());
+        config.master_key = Some(db.master_key.clone());
         tweak(&mut config);
         let server = Server::start(config).await.expect("the server starts");
         Some(Self {

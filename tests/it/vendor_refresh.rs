@@ -594,6 +594,7 @@ async fn stages_arrive_in_order_on_two_nodes() {
         let mut c = Config::new(db.url.clone());
         c.listen = "127.0.0.1:0".parse().unwrap();
         c.admin_token = Some(crate::support::ADMIN_TOKEN.to_string().into());
+        c.master_key = Some(db.master_key.clone());
         quiet(&mut c);
         c
     };

@@ -13,8 +13,9 @@ use tokio::sync::{Mutex, OnceCell, RwLock};
 
 use crate::{BankError, Provider, Security, Standard, TokenAuth, Tokens};
 
-/// What the authorisation request must remember until the customer comes back.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the authorisation request must remember until the customer comes back. `Debug`
+/// hides both values: the verifier proves possession of the code.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthContext {
     /// The `nonce` the ID token must echo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,6 +23,16 @@ pub struct AuthContext {
     /// The PKCE verifier the code exchange proves possession with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code_verifier: Option<String>,
+}
+
+impl std::fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use freshet_model::secret::redact;
+        f.debug_struct("AuthContext")
+            .field("nonce", &redact(&self.nonce))
+            .field("code_verifier", &redact(&self.code_verifier))
+            .finish()
+    }
 }
 
 /// Where to send the customer, and what to keep for their return.
@@ -32,11 +43,23 @@ pub struct Authorisation {
 }
 
 /// What the bank sent the customer back with (query or, in the hybrid flow, fragment).
-#[derive(Clone, Debug, Default)]
+/// `Debug` hides the code and the ID token.
+#[derive(Clone, Default)]
 pub struct AuthReturn {
     pub state: String,
     pub code: String,
     pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for AuthReturn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use freshet_model::secret::{REDACTED, redact};
+        f.debug_struct("AuthReturn")
+            .field("state", &self.state)
+            .field("code", &REDACTED)
+            .field("id_token", &redact(&self.id_token))
+            .finish()
+    }
 }
 
 /// A bank's OAuth endpoints, from the registry or its discovery document.

@@ -121,16 +121,29 @@ pub struct BankConsent {
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// Tokens for a consent.
-#[derive(Clone, Debug, PartialEq)]
+/// Tokens for a consent. `Debug` hides the tokens.
+#[derive(Clone, PartialEq)]
 pub struct Tokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
 }
 
-/// What every data call needs.
-#[derive(Clone, Copy, Debug)]
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &freshet_model::secret::REDACTED)
+            .field(
+                "refresh_token",
+                &freshet_model::secret::redact(&self.refresh_token),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// What every data call needs. `Debug` hides the access token.
+#[derive(Clone, Copy)]
 pub struct Session<'a> {
     pub bank_consent_id: &'a str,
     pub access_token: &'a str,
@@ -139,6 +152,17 @@ pub struct Session<'a> {
     pub customer_ip: Option<&'a str>,
     /// When the customer last authenticated with the bank (OBIE's `x-fapi-auth-date`).
     pub auth_date: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("bank_consent_id", &self.bank_consent_id)
+            .field("access_token", &freshet_model::secret::REDACTED)
+            .field("customer_ip", &self.customer_ip)
+            .field("auth_date", &self.auth_date)
+            .finish()
+    }
 }
 
 /// An account.

@@ -81,8 +81,8 @@ impl Activation {
     }
 }
 
-/// An endpoint as a client describes it.
-#[derive(Clone, Debug, Default)]
+/// An endpoint as a client describes it. `Debug` hides the security header.
+#[derive(Clone, Default)]
 pub struct EndpointFields {
     pub url: String,
     pub dialect: Option<String>,
@@ -97,8 +97,23 @@ pub struct EndpointFields {
     pub scheduled_refreshes: Option<bool>,
 }
 
-/// Changes to an endpoint: absent fields stay, `null` clears.
-#[derive(Clone, Debug, Default)]
+impl std::fmt::Debug for EndpointFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointFields")
+            .field("url", &self.url)
+            .field("dialect", &self.dialect)
+            .field("event_types", &self.event_types)
+            .field(
+                "security_header",
+                &freshet_model::secret::redact(&self.security_header),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Changes to an endpoint: absent fields stay, `null` clears. `Debug` hides the security
+/// header.
+#[derive(Clone, Default)]
 pub struct EndpointPatch {
     pub url: Patch<String>,
     pub event_types: Patch<Vec<String>>,
@@ -110,6 +125,22 @@ pub struct EndpointPatch {
     pub partner_app_id: Patch<String>,
     pub retry_schedule: Patch<Vec<u32>>,
     pub scheduled_refreshes: Patch<bool>,
+}
+
+impl std::fmt::Debug for EndpointPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let header = match &self.security_header {
+            Patch::Value(_) => "Value(<redacted>)",
+            Patch::Null => "Null",
+            Patch::Absent => "Absent",
+        };
+        f.debug_struct("EndpointPatch")
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("security_header", &format_args!("{header}"))
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What can go wrong managing endpoints.

@@ -16,6 +16,7 @@ pub mod products;
 pub mod reconcile;
 pub mod refresh;
 pub mod result_code;
+pub mod secret;
 pub mod standard;
 pub mod time;
 pub mod validation;

@@ -71,12 +71,22 @@ pub struct Consent {
     pub updated_at: OffsetDateTime,
 }
 
-/// The tokens a consent's data calls use.
-#[derive(Clone, Debug, PartialEq)]
+/// The tokens a consent's data calls use. `Debug` hides the tokens.
+#[derive(Clone, PartialEq)]
 pub struct BankTokens {
     pub access_token: String,
     pub refresh_token: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for BankTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BankTokens")
+            .field("access_token", &crate::secret::REDACTED)
+            .field("refresh_token", &crate::secret::redact(&self.refresh_token))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// A balance as the bank reported it.

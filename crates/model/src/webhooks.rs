@@ -22,7 +22,7 @@ ids!(
 );
 
 /// A client's webhook receiver.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct WebhookEndpoint {
     pub id: EndpointId,
     pub application_id: ApplicationId,
@@ -58,6 +58,37 @@ pub struct WebhookEndpoint {
     pub failing_since: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
+}
+
+/// Shows everything but the secrets and the security header.
+impl std::fmt::Debug for WebhookEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::secret::{REDACTED, redact};
+        f.debug_struct("WebhookEndpoint")
+            .field("id", &self.id)
+            .field("application_id", &self.application_id)
+            .field("url", &self.url)
+            .field("dialect", &self.dialect)
+            .field("event_types", &self.event_types)
+            .field("description", &self.description)
+            .field("enabled", &self.enabled)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("ordered", &self.ordered)
+            .field("security_header", &redact(&self.security_header))
+            .field("partner_app_id", &self.partner_app_id)
+            .field("active_from", &self.active_from)
+            .field("secret", &REDACTED)
+            .field("previous_secret", &redact(&self.previous_secret))
+            .field("previous_secret_until", &self.previous_secret_until)
+            .field("retry_schedule", &self.retry_schedule)
+            .field("scheduled_refreshes", &self.scheduled_refreshes)
+            .field("activation", &self.activation)
+            .field("last_success_at", &self.last_success_at)
+            .field("failing_since", &self.failing_since)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
 }
 
 impl WebhookEndpoint {

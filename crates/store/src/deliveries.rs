@@ -159,6 +159,8 @@ macro_rules! claim_sql {
 impl Store {
     /// Leases up to `limit` due deliveries to `node` for `lease`.
     pub async fn claim_due(&self, node: &str, lease: Duration, limit: u32) -> Result<Vec<Claim>> {
+        // Before claiming: a node that cannot open secrets must not hold deliveries.
+        let keys = self.keys()?;
         let now = freshet_model::time::now();
         let token = format!("{node}/{}", Uuid::now_v7().simple());
         let claim = match self.kind() {
@@ -211,7 +213,7 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let endpoints: HashMap<EndpointId, WebhookEndpoint> = endpoints
                 .iter()
-                .map(|r| endpoint_from_row(r).map(|e| (e.id, e)))
+                .map(|r| endpoint_from_row(r, &keys).map(|e| (e.id, e)))
                 .collect::<Result<_, _>>()?;
             let mut claims = Vec::with_capacity(deliveries.len());
             for row in &deliveries {

@@ -16,10 +16,11 @@ use crate::{
     Result, Store, StoreError, StoreKind,
     codec::{RowExt, Ts},
     on_pool,
+    sealed::{KeyError, Keyring, Place},
 };
 
-/// A new endpoint; the caller has validated every field.
-#[derive(Clone, Debug)]
+/// A new endpoint; the caller has validated every field. Its `Debug` hides the secrets.
+#[derive(Clone)]
 pub struct NewEndpoint {
     pub url: String,
     pub dialect: String,
@@ -34,6 +35,48 @@ pub struct NewEndpoint {
     pub scheduled_refreshes: bool,
     /// `immediate` or `next_hour`.
     pub activation: String,
+}
+
+impl std::fmt::Debug for NewEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewEndpoint")
+            .field("url", &self.url)
+            .field("dialect", &self.dialect)
+            .field("event_types", &self.event_types)
+            .field("active_from", &self.active_from)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where an endpoint's secret column lives, for sealing.
+pub(crate) fn place<'a>(column: &'static str, row: &'a str) -> Place<'a> {
+    Place {
+        table: "webhook_endpoints",
+        column,
+        row,
+    }
+}
+
+/// An endpoint's three secrets, sealed for its row.
+pub(crate) struct SealedSecrets {
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub security_header: Option<String>,
+}
+
+pub(crate) fn seal_secrets(
+    keys: &Keyring,
+    id: Uuid,
+    secret: &str,
+    previous_secret: Option<&str>,
+    security_header: Option<&str>,
+) -> Result<SealedSecrets, KeyError> {
+    let row = id.to_string();
+    Ok(SealedSecrets {
+        secret: keys.seal(place("secret", &row), secret.as_bytes())?,
+        previous_secret: keys.seal_opt(place("previous_secret", &row), previous_secret)?,
+        security_header: keys.seal_opt(place("security_header", &row), security_header)?,
+    })
 }
 
 macro_rules! columns {
@@ -68,9 +111,14 @@ fn decode_types(stored: Option<String>) -> Result<Option<Vec<EventType>>, sqlx::
         .transpose()
 }
 
-pub(crate) fn endpoint_from_row(r: &impl RowExt) -> Result<WebhookEndpoint, sqlx::Error> {
+pub(crate) fn endpoint_from_row(
+    r: &impl RowExt,
+    keys: &Keyring,
+) -> Result<WebhookEndpoint, sqlx::Error> {
+    let id = r.uuid("id")?;
+    let row = id.to_string();
     Ok(WebhookEndpoint {
-        id: r.uuid("id")?.into(),
+        id: id.into(),
         application_id: r.uuid("application_id")?.into(),
         url: r.text("url")?,
         dialect: r.text("dialect")?,
@@ -79,11 +127,17 @@ pub(crate) fn endpoint_from_row(r: &impl RowExt) -> Result<WebhookEndpoint, sqlx
         enabled: r.bool("enabled")?,
         disabled_reason: r.opt_text("disabled_reason")?,
         ordered: r.bool("ordered")?,
-        security_header: r.opt_text("security_header")?,
+        security_header: keys.open_opt_text(
+            place("security_header", &row),
+            r.opt_text("security_header")?,
+        )?,
         partner_app_id: r.opt_text("partner_app_id")?,
         active_from: r.ts("active_from")?,
-        secret: r.text("secret")?,
-        previous_secret: r.opt_text("previous_secret")?,
+        secret: keys.open_text(place("secret", &row), r.text("secret")?)?,
+        previous_secret: keys.open_opt_text(
+            place("previous_secret", &row),
+            r.opt_text("previous_secret")?,
+        )?,
         previous_secret_until: r.opt_ts("previous_secret_until")?,
         retry_schedule: r.opt_json("retry_schedule")?,
         last_success_at: r.opt_ts("last_success_at")?,
@@ -103,6 +157,9 @@ impl Store {
         e: &NewEndpoint,
     ) -> Result<WebhookEndpoint> {
         let now = freshet_model::time::now();
+        let keys = self.keys()?;
+        let id = EndpointId::new();
+        let sealed = seal_secrets(&keys, id.0, &e.secret, None, e.security_header.as_deref())?;
         on_pool!(self, write, |pool| {
             let row = sqlx::query(concat!(
                 "INSERT INTO webhook_endpoints (",
@@ -111,24 +168,24 @@ impl Store {
                  $12, NULL, NULL, $13, $13, $14, $15) RETURNING ",
                 columns!()
             ))
-            .bind(EndpointId::new().0)
+            .bind(id.0)
             .bind(app.0)
             .bind(&e.url)
             .bind(&e.dialect)
             .bind(encode_types(&e.event_types))
             .bind(&e.description)
             .bind(e.ordered)
-            .bind(&e.security_header)
+            .bind(&sealed.security_header)
             .bind(&e.partner_app_id)
             .bind(Ts(e.active_from))
-            .bind(&e.secret)
+            .bind(&sealed.secret)
             .bind(e.retry_schedule.as_ref().map(Json))
             .bind(Ts(now))
             .bind(e.scheduled_refreshes)
             .bind(&e.activation)
             .fetch_one(pool)
             .await?;
-            Ok(endpoint_from_row(&row)?)
+            Ok(endpoint_from_row(&row, &keys)?)
         })
     }
 
@@ -138,6 +195,7 @@ impl Store {
         app: ApplicationId,
         id: EndpointId,
     ) -> Result<Option<WebhookEndpoint>> {
+        let keys = self.keys()?;
         on_pool!(self, read, |pool| {
             let row = sqlx::query(concat!(
                 "SELECT ",
@@ -148,7 +206,7 @@ impl Store {
             .bind(id.0)
             .fetch_optional(pool)
             .await?;
-            Ok(row.map(|r| endpoint_from_row(&r)).transpose()?)
+            Ok(row.map(|r| endpoint_from_row(&r, &keys)).transpose()?)
         })
     }
 
@@ -159,6 +217,7 @@ impl Store {
         page: PageRequest,
     ) -> Result<Page<WebhookEndpoint>> {
         let after = page.after.map(|c| c.0).unwrap_or(Uuid::nil());
+        let keys = self.keys()?;
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(concat!(
                 "SELECT ",
@@ -173,7 +232,7 @@ impl Store {
             .await?;
             let list = rows
                 .iter()
-                .map(endpoint_from_row)
+                .map(|r| endpoint_from_row(r, &keys))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Page::from_overfetch(list, page.limit, |e| e.id.0))
         })
@@ -199,6 +258,7 @@ impl Store {
                 " FROM webhook_endpoints WHERE application_id = $1 AND id = $2 AND product_request_id IS NULL FOR UPDATE"
             ),
         };
+        let keys = self.keys().map_err(StoreError::from)?;
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await.map_err(StoreError::from)?;
             let row = sqlx::query(select)
@@ -208,9 +268,17 @@ impl Store {
                 .await
                 .map_err(StoreError::from)?;
             let Some(row) = row else { return Ok(None) };
-            let mut e = endpoint_from_row(&row).map_err(StoreError::from)?;
+            let mut e = endpoint_from_row(&row, &keys).map_err(StoreError::from)?;
             change(&mut e)?;
             e.updated_at = freshet_model::time::now();
+            let sealed = seal_secrets(
+                &keys,
+                e.id.0,
+                &e.secret,
+                e.previous_secret.as_deref(),
+                e.security_header.as_deref(),
+            )
+            .map_err(StoreError::from)?;
             sqlx::query(
                 "UPDATE webhook_endpoints SET url = $3, dialect = $4, event_types = $5, \
                  description = $6, enabled = $7, disabled_reason = $8, ordered = $9, \
@@ -229,11 +297,11 @@ impl Store {
             .bind(e.enabled)
             .bind(&e.disabled_reason)
             .bind(e.ordered)
-            .bind(&e.security_header)
+            .bind(&sealed.security_header)
             .bind(&e.partner_app_id)
             .bind(Ts(e.active_from))
-            .bind(&e.secret)
-            .bind(&e.previous_secret)
+            .bind(&sealed.secret)
+            .bind(&sealed.previous_secret)
             .bind(e.previous_secret_until.map(Ts))
             .bind(e.retry_schedule.as_ref().map(Json))
             .bind(e.failing_since.map(Ts))

@@ -20,6 +20,9 @@ pub enum StoreError {
     /// may succeed if tried again later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The master key, a data key or a sealed value is wrong (see [`crate::sealed`]).
+    #[error(transparent)]
+    Keys(#[from] crate::sealed::KeyError),
     #[error(transparent)]
     Database(sqlx::Error),
 }

@@ -16,10 +16,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
-    Claim, Result, Store, Tx,
+    Claim, Result, Store, Tx, TxInner,
     codec::{RowExt, Ts},
     endpoints::{endpoint_columns, endpoint_from_row},
     on_pool,
+    sealed::Keyring,
 };
 
 /// An event as stored.
@@ -139,13 +140,14 @@ impl Tx {
         batch: &[(StoredEvent, Fanout<'_>)],
         lease: Option<Lease<'_>>,
     ) -> Result<Written> {
-        let mut conn = match self {
-            Tx::Sqlite(t) => Conn::Sqlite(t),
-            Tx::Postgres(t) => Conn::Postgres(t),
+        let keys = self.keys()?;
+        let mut conn = match &mut self.inner {
+            TxInner::Sqlite(t) => Conn::Sqlite(t),
+            TxInner::Postgres(t) => Conn::Postgres(t),
         };
         let mut all = Written::default();
         for chunk in batch.chunks(MAX_ROWS) {
-            let w = write_events(&mut conn, chunk, lease).await?;
+            let w = write_events(&mut conn, &keys, chunk, lease).await?;
             all.deliveries += w.deliveries;
             all.claims.extend(w.claims);
             all.missing.extend(w.missing);
@@ -172,6 +174,7 @@ macro_rules! on_conn {
 
 async fn write_events(
     conn: &mut Conn<'_>,
+    keys: &Keyring,
     batch: &[(StoredEvent, Fanout<'_>)],
     lease: Option<Lease<'_>>,
 ) -> Result<Written> {
@@ -193,7 +196,7 @@ async fn write_events(
                 let all = match subscribers.entry(app) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(read_targets(conn, app, Targets::Subscribers { now }).await?)
+                        e.insert(read_targets(conn, keys, app, Targets::Subscribers { now }).await?)
                     }
                 };
                 all.iter()
@@ -208,7 +211,7 @@ async fn write_events(
                     .collect()
             }
             Fanout::Only(endpoint) => {
-                read_targets(conn, event.application_id, Targets::Only(*endpoint)).await?
+                read_targets(conn, keys, event.application_id, Targets::Only(*endpoint)).await?
             }
         };
         targets.insert(key, found);
@@ -410,6 +413,7 @@ enum Targets {
 
 async fn read_targets(
     conn: &mut Conn<'_>,
+    keys: &Keyring,
     app: ApplicationId,
     which: Targets,
 ) -> Result<Vec<WebhookEndpoint>> {
@@ -434,7 +438,7 @@ async fn read_targets(
         let rows = query.fetch_all(&mut **conn).await?;
         Ok(rows
             .iter()
-            .map(endpoint_from_row)
+            .map(|r| endpoint_from_row(r, keys))
             .collect::<Result<_, sqlx::Error>>()?)
     })
 }
@@ -503,8 +507,9 @@ impl Store {
     ) -> Result<Written> {
         match &self.backend {
             crate::Backend::Postgres(pool) if batch.len() <= MAX_ROWS => {
+                let keys = self.keys()?;
                 let mut c = pool.acquire().await?;
-                write_events(&mut Conn::Postgres(&mut c), batch, lease).await
+                write_events(&mut Conn::Postgres(&mut c), &keys, batch, lease).await
             }
             _ => {
                 let mut tx = self.begin().await?;

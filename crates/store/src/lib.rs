@@ -19,18 +19,20 @@ mod endpoint_health;
 mod endpoints;
 mod error;
 mod events;
+mod keys;
 mod links;
 mod metrics;
 mod migrate;
 mod products;
 mod reconciled;
 mod refresh;
+pub mod sealed;
 mod signing_keys;
 mod task_list;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use sqlx::{
     PgPool, SqlitePool,
@@ -45,11 +47,13 @@ pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
+pub use keys::Unlocked;
 pub use links::{DueConsent, RefreshEnd};
 pub use metrics::{QueueStats, UnattendedUse};
 pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use reconciled::{AccountChanges, KNOWN_TRANSACTIONS_PG};
 pub use refresh::{AccountSummary, SubTaskEnd, TaskView};
+pub use sealed::{KeyError, MASTER_KEY_FILE, MasterKey};
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
 pub use task_list::TaskFilter;
 
@@ -95,6 +99,8 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// The data keys secrets are sealed with, once [`Store::unlock`] opened them.
+    keys: Option<Arc<sealed::Keyring>>,
 }
 
 #[derive(Clone, Debug)]
@@ -127,7 +133,13 @@ pub(crate) use on_pool;
 
 /// A transaction: what a caller writes through it commits or rolls back as one, which is how
 /// a state change and the events recording it are kept together.
-pub enum Tx {
+pub struct Tx {
+    inner: TxInner,
+    /// The store's data keys, for the secrets written through the transaction.
+    keys: Option<Arc<sealed::Keyring>>,
+}
+
+pub(crate) enum TxInner {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
@@ -135,12 +147,12 @@ pub enum Tx {
 /// Runs `$body` with `$conn` bound to the transaction's connection, for either engine.
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
-        match $tx {
-            $crate::Tx::Sqlite(t) => {
+        match &mut $tx.inner {
+            $crate::TxInner::Sqlite(t) => {
                 let $conn = &mut **t;
                 $body
             }
-            $crate::Tx::Postgres(t) => {
+            $crate::TxInner::Postgres(t) => {
                 let $conn = &mut **t;
                 $body
             }
@@ -152,18 +164,23 @@ pub(crate) use on_tx;
 impl Tx {
     /// Makes everything written through this transaction durable, at once.
     pub async fn commit(self) -> Result<()> {
-        match self {
-            Self::Sqlite(t) => t.commit().await?,
-            Self::Postgres(t) => t.commit().await?,
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
 
     pub fn kind(&self) -> StoreKind {
-        match self {
-            Self::Sqlite(_) => StoreKind::Sqlite,
-            Self::Postgres(_) => StoreKind::Postgres,
+        match self.inner {
+            TxInner::Sqlite(_) => StoreKind::Sqlite,
+            TxInner::Postgres(_) => StoreKind::Postgres,
         }
+    }
+
+    /// The data keys, for sealing and opening; an error if the store was never unlocked.
+    pub(crate) fn keys(&self) -> Result<Arc<sealed::Keyring>, KeyError> {
+        self.keys.clone().ok_or(KeyError::Locked)
     }
 }
 
@@ -232,19 +249,26 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { backend })
+        Ok(Self {
+            backend,
+            keys: None,
+        })
     }
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match &self.backend {
+        let inner = match &self.backend {
             // IMMEDIATE: the write lock is taken (or waited for) at the start. A deferred
             // transaction that reads first cannot wait for it later: SQLite fails it at once
             // with "database is locked" whenever another process is writing the same file.
             Backend::Sqlite { writer, .. } => {
-                Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
+                TxInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?)
             }
-            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
+        };
+        Ok(Tx {
+            inner,
+            keys: self.keys.clone(),
         })
     }
 

@@ -14,7 +14,30 @@ use crate::{
     accounts::ymd,
     codec::{RowExt, Ts},
     on_pool, on_tx,
+    sealed::{KeyError, Keyring, Place},
 };
+
+/// Where a consent's secret column lives, for sealing.
+fn place<'a>(column: &'static str, row: &'a str) -> Place<'a> {
+    Place {
+        table: "consents",
+        column,
+        row,
+    }
+}
+
+/// A consent's tokens, sealed for its row.
+fn seal_tokens(
+    keys: &Keyring,
+    id: ConsentId,
+    t: &BankTokens,
+) -> Result<(String, Option<String>), KeyError> {
+    let row = id.0.to_string();
+    Ok((
+        keys.seal(place("access_token", &row), t.access_token.as_bytes())?,
+        keys.seal_opt(place("refresh_token", &row), t.refresh_token.as_deref())?,
+    ))
+}
 
 macro_rules! consent_columns {
     () => {
@@ -110,6 +133,10 @@ impl Tx {
         auth_state: &str,
         auth_context: Option<&str>,
     ) -> Result<()> {
+        let row = c.id.0.to_string();
+        let auth_context = self
+            .keys()?
+            .seal_opt(place("auth_context", &row), auth_context)?;
         on_tx!(self, |conn| {
             sqlx::query(concat!(
                 "INSERT INTO consents (",
@@ -138,7 +165,7 @@ impl Tx {
             .bind(Ts(c.updated_at))
             .bind(auth_state)
             .bind(false)
-            .bind(auth_context)
+            .bind(&auth_context)
             .execute(&mut *conn)
             .await?;
         });
@@ -156,6 +183,7 @@ impl Tx {
         expires_at: Option<OffsetDateTime>,
     ) -> Result<bool> {
         let now = freshet_model::time::now();
+        let (access, refresh) = seal_tokens(&*self.keys()?, id, tokens)?;
         let n = on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE consents SET status = 'authorised', access_token = $2, refresh_token = $3, \
@@ -165,8 +193,8 @@ impl Tx {
                  WHERE id = $1 AND status = 'awaiting_authorisation'",
             )
             .bind(id.0)
-            .bind(&tokens.access_token)
-            .bind(&tokens.refresh_token)
+            .bind(&access)
+            .bind(&refresh)
             .bind(tokens.expires_at.map(Ts))
             .bind(Json(granted))
             .bind(Ts(next_refresh_at))
@@ -294,14 +322,15 @@ impl Tx {
     }
 
     pub async fn save_tokens(&mut self, id: ConsentId, t: &BankTokens) -> Result<()> {
+        let (access, refresh) = seal_tokens(&*self.keys()?, id, t)?;
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE consents SET access_token = $2, refresh_token = COALESCE($3, refresh_token), \
                  token_expires_at = $4 WHERE id = $1",
             )
             .bind(id.0)
-            .bind(&t.access_token)
-            .bind(&t.refresh_token)
+            .bind(&access)
+            .bind(&refresh)
             .bind(t.expires_at.map(Ts))
             .execute(&mut *conn)
             .await?;
@@ -395,6 +424,7 @@ impl Store {
     /// The consent an OAuth callback's `state` belongs to, with the context its authorisation
     /// request stored.
     pub async fn consent_by_state(&self, state: &str) -> Result<Option<(Consent, Option<String>)>> {
+        let keys = self.keys()?;
         on_pool!(self, read, |pool| {
             let row = sqlx::query(concat!(
                 "SELECT ",
@@ -406,7 +436,13 @@ impl Store {
             .await?;
             Ok(row
                 .as_ref()
-                .map(|r| Ok::<_, sqlx::Error>((consent_from_row(r)?, r.opt_text("auth_context")?)))
+                .map(|r| {
+                    let consent = consent_from_row(r)?;
+                    let row = consent.id.0.to_string();
+                    let context = keys
+                        .open_opt_text(place("auth_context", &row), r.opt_text("auth_context")?)?;
+                    Ok::<_, sqlx::Error>((consent, context))
+                })
                 .transpose()?)
         })
     }
@@ -440,6 +476,8 @@ impl Store {
     }
 
     pub async fn consent_tokens(&self, id: ConsentId) -> Result<Option<BankTokens>> {
+        let keys = self.keys()?;
+        let at = id.0.to_string();
         on_pool!(self, read, |pool| {
             let row = sqlx::query(
                 "SELECT access_token, refresh_token, token_expires_at FROM consents WHERE id = $1",
@@ -452,8 +490,9 @@ impl Store {
                 return Ok(None);
             };
             Ok(Some(BankTokens {
-                access_token,
-                refresh_token: r.opt_text("refresh_token")?,
+                access_token: keys.open_text(place("access_token", &at), access_token)?,
+                refresh_token: keys
+                    .open_opt_text(place("refresh_token", &at), r.opt_text("refresh_token")?)?,
                 expires_at: r.opt_ts("token_expires_at")?,
             }))
         })

@@ -93,13 +93,23 @@ fn product_from_row(r: &impl RowExt) -> Result<ProductResult, sqlx::Error> {
     })
 }
 
-/// A request with its products and the secret its callbacks are signed with.
-#[derive(Clone, Debug, PartialEq)]
+/// A request with its products and the secret its callbacks are signed with. Its `Debug`
+/// hides the secret.
+#[derive(Clone, PartialEq)]
 pub struct ProductRequestView {
     pub request: ProductRequest,
     pub products: Vec<ProductResult>,
     /// The Standard Webhooks secret (`whsec_…`) of the request's callback deliveries.
     pub callback_secret: String,
+}
+
+impl std::fmt::Debug for ProductRequestView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProductRequestView")
+            .field("request", &self.request)
+            .field("products", &self.products)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tx {
@@ -113,6 +123,7 @@ impl Tx {
         let consent_ids: Vec<Uuid> = r.consent_ids.iter().map(|c| c.0).collect();
         let products: Vec<&str> = r.products.iter().map(|p| p.as_str()).collect();
         let mut results = Vec::with_capacity(r.products.len());
+        let keys = self.keys()?;
         on_tx!(self, |conn| {
             sqlx::query(concat!(
                 "INSERT INTO product_requests (",
@@ -142,6 +153,9 @@ impl Tx {
                     .cloned()
                     .unwrap_or_default();
                 let endpoint = EndpointId::new();
+                let row = endpoint.0.to_string();
+                let sealed =
+                    keys.seal(crate::endpoints::place("secret", &row), secret.as_bytes())?;
                 sqlx::query(
                     "INSERT INTO webhook_endpoints (id, application_id, url, dialect, event_types, \
                      description, enabled, disabled_reason, ordered, security_header, partner_app_id, \
@@ -158,7 +172,7 @@ impl Tx {
                 .bind(true)
                 .bind(false)
                 .bind(Ts(r.created_at))
-                .bind(secret)
+                .bind(sealed)
                 .bind(r.id.0)
                 .execute(&mut *conn)
                 .await?;
@@ -356,6 +370,7 @@ impl Store {
         app: ApplicationId,
         id: ProductRequestId,
     ) -> Result<Option<ProductRequestView>> {
+        let keys = self.keys()?;
         let found = on_pool!(self, read, |pool| {
             let row = sqlx::query(concat!(
                 "SELECT ",
@@ -369,12 +384,15 @@ impl Store {
             let Some(row) = row else { return Ok(None) };
             let request = request_from_row(&row)?;
             let secret = sqlx::query(
-                "SELECT secret FROM webhook_endpoints WHERE product_request_id = $1 LIMIT 1",
+                "SELECT id, secret FROM webhook_endpoints WHERE product_request_id = $1 LIMIT 1",
             )
             .bind(id.0)
             .fetch_optional(pool)
             .await?
-            .map(|r| r.text("secret"))
+            .map(|r| {
+                let row = r.uuid("id")?.to_string();
+                keys.open_text(crate::endpoints::place("secret", &row), r.text("secret")?)
+            })
             .transpose()?
             .unwrap_or_default();
             (request, secret)

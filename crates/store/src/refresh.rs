@@ -289,7 +289,7 @@ impl Tx {
     /// customer's row is locked, so two requests to refresh one customer take turns; on
     /// SQLite the one writer makes them take turns already.
     pub async fn lock_customer_tasks(&mut self, customer: CustomerId) -> Result<()> {
-        if let Tx::Postgres(t) = self {
+        if let crate::TxInner::Postgres(t) = &mut self.inner {
             // NO KEY UPDATE: rows being inserted that refer to the customer (their key-share
             // locks) are not held up, only another request taking this lock.
             sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE")

@@ -12,7 +12,17 @@ use crate::{
     Result, Store, StoreError,
     codec::{RowExt, Ts},
     on_pool,
+    sealed::{Keyring, Place},
 };
+
+/// Where a key's private part lives, for sealing: keys are known by their `kid`.
+pub(crate) fn place(kid: &str) -> Place<'_> {
+    Place {
+        table: "signing_keys",
+        column: "private_key",
+        row: kid,
+    }
+}
 
 /// A key as stored. `private_key` is secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -38,7 +48,7 @@ impl std::fmt::Debug for StoredSigningKey {
     }
 }
 
-/// A key to store.
+/// A key to store. Deliberately without `Debug`: it holds the private key.
 #[derive(Clone)]
 pub struct NewSigningKey<'a> {
     pub kid: &'a str,
@@ -52,12 +62,16 @@ macro_rules! columns {
     };
 }
 
-fn key_from_row(r: &impl RowExt) -> Result<StoredSigningKey, sqlx::Error> {
+fn key_from_row(r: &impl RowExt, keys: &Keyring) -> Result<StoredSigningKey, sqlx::Error> {
+    let kid = r.text("kid")?;
+    let private_key = keys
+        .open(place(&kid), &r.bytes("private_key")?)
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     Ok(StoredSigningKey {
         generation: r.i64("generation")?,
-        kid: r.text("kid")?,
+        kid,
         algorithm: r.text("algorithm")?,
-        private_key: r.bytes("private_key")?,
+        private_key,
         created_at: r.ts("created_at")?,
         retires_at: r.opt_ts("retires_at")?,
     })
@@ -69,6 +83,7 @@ const ROTATION_TRIES: usize = 5;
 impl Store {
     /// The keys still published at `now`, oldest generation first: the last one signs.
     pub async fn signing_keys(&self, now: OffsetDateTime) -> Result<Vec<StoredSigningKey>> {
+        let keys = self.keys()?;
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(concat!(
                 "SELECT ",
@@ -81,7 +96,7 @@ impl Store {
             .await?;
             Ok(rows
                 .iter()
-                .map(key_from_row)
+                .map(|r| key_from_row(r, &keys))
                 .collect::<Result<_, sqlx::Error>>()?)
         })
     }
@@ -90,6 +105,7 @@ impl Store {
     /// call from several nodes at once: exactly one key results.
     pub async fn insert_first_signing_key(&self, key: &NewSigningKey<'_>) -> Result<bool> {
         let now = freshet_model::time::now();
+        let sealed = self.keys()?.seal(place(key.kid), key.private_key)?;
         on_pool!(self, write, |pool| {
             let done = sqlx::query(
                 "INSERT INTO signing_keys (generation, kid, algorithm, private_key, created_at)
@@ -99,7 +115,7 @@ impl Store {
             )
             .bind(key.kid)
             .bind(key.algorithm)
-            .bind(key.private_key)
+            .bind(sealed.as_bytes())
             .bind(Ts(now))
             .execute(pool)
             .await?;
@@ -115,6 +131,8 @@ impl Store {
         retire_at: OffsetDateTime,
     ) -> Result<StoredSigningKey> {
         let now = freshet_model::time::now();
+        let keys = self.keys()?;
+        let sealed = keys.seal(place(key.kid), key.private_key)?;
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let mut stored = None;
@@ -136,11 +154,11 @@ impl Store {
                 .bind(next)
                 .bind(key.kid)
                 .bind(key.algorithm)
-                .bind(key.private_key)
+                .bind(sealed.as_bytes())
                 .bind(Ts(now))
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| key_from_row(&r))
+                .map(|r| key_from_row(&r, &keys))
                 .transpose()?;
                 if stored.is_some() {
                     break;

@@ -10,7 +10,7 @@ use std::fmt;
 
 use sqlx::{Connection, PgConnection};
 
-use crate::{Store, StoreOptions};
+use crate::{MASTER_KEY_FILE, MasterKey, Store, StoreOptions};
 
 /// The default PostgreSQL for tests: the local server's `test` database.
 pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -31,11 +31,14 @@ impl fmt::Display for Backend {
     }
 }
 
-/// A migrated database of its own for one test, removed when dropped.
+/// A migrated database of its own for one test, removed when dropped. Its store is unlocked
+/// with a master key of its own, which a node under test must be given too (on SQLite it is
+/// also in the development profile's key file next to the database, where a node finds it).
 pub struct TestDb {
     /// The URL to hand to anything that connects by itself, such as a server under test.
     pub url: String,
     pub store: Store,
+    pub master_key: MasterKey,
     cleanup: Cleanup,
 }
 
@@ -57,9 +60,12 @@ pub fn postgres_url() -> String {
 impl TestDb {
     /// A fresh database on `backend`; `None` only when PostgreSQL tests are switched off.
     pub async fn new(backend: Backend) -> Option<Self> {
+        let master_key = MasterKey::generate().expect("a random master key");
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
+                std::fs::write(dir.path().join(MASTER_KEY_FILE), master_key.to_base64())
+                    .expect("write the test master key");
                 let url = format!("sqlite://{}", dir.path().join("freshet.db").display());
                 (url, Cleanup::Dir(dir))
             }
@@ -90,13 +96,18 @@ impl TestDb {
                 (url, Cleanup::Schema { admin_url, schema })
             }
         };
-        let store = Store::connect(&url, &StoreOptions::default())
+        let mut store = Store::connect(&url, &StoreOptions::default())
             .await
             .expect("connect to the test database");
         store.migrate().await.expect("migrate the test database");
+        store
+            .unlock(&master_key)
+            .await
+            .expect("unlock the test database");
         Some(Self {
             url,
             store,
+            master_key,
             cleanup,
         })
     }

@@ -120,12 +120,25 @@ pub struct RefreshRequest {
 
 /// What the bank sent the customer back with: the query of the plain flow, or the fragment
 /// of the hybrid flow (`code` and `id_token`) that freshet's callback page posts back.
-#[derive(Clone, Copy, Debug, Default)]
+/// `Debug` hides the code and the ID token.
+#[derive(Clone, Copy, Default)]
 pub struct AuthorisationReturn<'a> {
     pub state: &'a str,
     pub code: Option<&'a str>,
     pub id_token: Option<&'a str>,
     pub error: Option<&'a str>,
+}
+
+impl std::fmt::Debug for AuthorisationReturn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use freshet_model::secret::redact;
+        f.debug_struct("AuthorisationReturn")
+            .field("state", &self.state)
+            .field("code", &redact(&self.code))
+            .field("id_token", &redact(&self.id_token))
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// What the OAuth callback did.

@@ -3,19 +3,24 @@
 use std::time::Duration;
 
 use freshet_engine::signing_keys::{DEFAULT_OVERLAP, SigningKeys};
-use freshet_store::{Store, StoreOptions};
+use freshet_store::{Store, StoreOptions, testing::TestDb};
 
 use crate::on_both_stores;
 
-async fn node(url: &str) -> Store {
-    Store::connect(url, &StoreOptions::default()).await.unwrap()
+/// Another node of `db`: a store of its own, unlocked with the database's master key.
+async fn node(db: &TestDb) -> Store {
+    let mut store = Store::connect(&db.url, &StoreOptions::default())
+        .await
+        .unwrap();
+    store.unlock(&db.master_key).await.unwrap();
+    store
 }
 
 on_both_stores! {
     async fn nodes_starting_together_share_one_key(db) {
         let mut stores = Vec::new();
         for _ in 0..4 {
-            stores.push(node(&db.url).await);
+            stores.push(node(db).await);
         }
         let loads = stores.iter().map(|s| SigningKeys::load(s.clone(), Duration::from_secs(10)));
         let nodes = futures::future::join_all(loads).await;
@@ -33,8 +38,8 @@ on_both_stores! {
 
     async fn a_rotation_on_one_node_reaches_the_others_within_the_ttl(db) {
         let ttl = Duration::from_millis(200);
-        let a = SigningKeys::load(node(&db.url).await, ttl).await.unwrap();
-        let b = SigningKeys::load(node(&db.url).await, ttl).await.unwrap();
+        let a = SigningKeys::load(node(db).await, ttl).await.unwrap();
+        let b = SigningKeys::load(node(db).await, ttl).await.unwrap();
         let old = b.current().signing().kid().to_string();
         let rotated = a.rotate(DEFAULT_OVERLAP).await.unwrap();
         let new = rotated.signing().kid().to_string();

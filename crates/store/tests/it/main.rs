@@ -8,6 +8,7 @@ mod migrations;
 mod outbox;
 mod plans;
 mod products;
+mod sealed;
 mod signing_keys;
 
 use freshet_store::testing::{Backend, TestDb};
@@ -69,4 +70,7 @@ on_both_stores!(
     metrics::the_queue_counts_unsettled_deliveries_by_endpoint_state,
     metrics::unattended_refreshes_count_per_consent_and_utc_day,
     health::counts_a_window_and_keeps_the_last_failure,
+    sealed::plaintext_is_sealed_at_unlock_and_reads_the_same,
+    sealed::a_sealed_value_moved_to_another_row_does_not_open,
+    sealed::a_store_without_its_key_keeps_secrets_shut,
 );
