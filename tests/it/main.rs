@@ -9,6 +9,7 @@ mod customers;
 mod dashboard;
 mod dashboard_api;
 mod dialects;
+mod erasure;
 mod hardening;
 mod lifecycle;
 mod listen;
