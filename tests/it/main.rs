@@ -2,6 +2,7 @@
 //! real HTTP. Every test that touches the store runs on SQLite and on PostgreSQL.
 
 mod applications;
+mod backup;
 mod bad_input;
 mod cli;
 mod crash;

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod applications;
+mod backup;
 pub mod codec;
 mod customers;
 mod deliveries;
@@ -41,6 +42,7 @@ use sqlx::{
 
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
+pub use backup::{BackupError, backup_sqlite};
 pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
