@@ -48,7 +48,10 @@ struct BackupArgs {
     file: std::path::PathBuf,
     /// The store to copy, as `serve` finds it: --database-url, FRESHET_DATABASE_URL or the
     /// configuration file.
-    #[command(flatten)]
+    #[command(
+        flatten,
+        next_help_heading = "Options of serve (only --config and --database-url matter here)"
+    )]
     store: ServeArgs,
 }
 
