@@ -257,7 +257,7 @@ async fn update_customer(
     delete, path = "/v1/customers/{customer_id}", tag = "customers",
     params(("customer_id" = Uuid, Path)),
     responses(
-        (status = 200, body = CustomerErasedOut),
+        (status = 200, description = "Erased: what was removed, by kind", body = CustomerErasedOut),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
