@@ -27,6 +27,9 @@ enum Command {
     Config(ServeArgs),
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Copy a SQLite store to FILE while nodes keep serving (PostgreSQL: see
+    /// docs/operations.md, "Backups").
+    Backup(BackupArgs),
     /// Receive webhooks locally: verify each signature, print a line per event, optionally
     /// forward to your app.
     Listen(freshet::listen::Listen),
@@ -40,6 +43,19 @@ enum Command {
     Keys(freshet::keys::Keys),
     #[command(flatten)]
     Api(freshet::cli::Command),
+}
+
+#[derive(clap::Args)]
+struct BackupArgs {
+    /// The file to write; it must not exist.
+    file: std::path::PathBuf,
+    /// The store to copy, as `serve` finds it: --database-url, FRESHET_DATABASE_URL or the
+    /// configuration file.
+    #[command(
+        flatten,
+        next_help_heading = "Options of serve (only --config and --database-url matter here)"
+    )]
+    store: ServeArgs,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Refresh(b)) => freshet::bench_refresh::run(b).await,
         Command::Keys(command) => freshet::keys::run(command).await,
         Command::Api(command) => std::process::exit(freshet::cli::run(command).await),
+        Command::Backup(args) => backup(args).await,
         Command::Openapi => {
             println!("{}", freshet_api::openapi().to_pretty_json()?);
             Ok(())
@@ -121,6 +138,22 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     server.shutdown().await
+}
+
+async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    let config = Config::resolve(args.store)?;
+    let url = config.database_url.expose_secret();
+    let started = std::time::Instant::now();
+    freshet_store::backup_sqlite(url, &args.file).await?;
+    let bytes = std::fs::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backed up {} to {} ({bytes} bytes, {} ms)",
+        freshet::config::redact_url(url),
+        args.file.display(),
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {

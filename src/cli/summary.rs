@@ -86,6 +86,14 @@ pub fn summary(event_type: &str, data: &Value) -> String {
         }
         EventData::EndpointTest(e) => format!("endpoint {}", e.endpoint_id),
         EventData::EndpointDisabled(e) => format!("endpoint {}: {}", e.endpoint_id, e.reason),
+        EventData::CustomerErased(e) => format!(
+            "customer {}: {} consent(s), {} account(s), {} transaction(s), {} event(s) scrubbed",
+            e.customer_id,
+            e.removed.consents,
+            e.removed.accounts,
+            e.removed.transactions,
+            e.removed.events_scrubbed
+        ),
     }
 }
 

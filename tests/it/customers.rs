@@ -47,7 +47,9 @@ on_both_stores! {
         assert_eq!(upd["created_at"], c["created_at"]);
 
         let (s, b) = app.call(Method::DELETE, &path, Some(&key), None).await;
-        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["customer_id"], c["id"]);
+        assert_eq!(b["removed"]["consents"], 0, "{b}");
         let (s, b) = app.call(Method::GET, &path, Some(&key), None).await;
         assert_problem(s, &b, StatusCode::NOT_FOUND, None);
         let (s, b) = app.call(Method::DELETE, &path, Some(&key), None).await;

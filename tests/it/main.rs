@@ -2,6 +2,7 @@
 //! real HTTP. Every test that touches the store runs on SQLite and on PostgreSQL.
 
 mod applications;
+mod backup;
 mod bad_input;
 mod cli;
 mod crash;
@@ -9,6 +10,7 @@ mod customers;
 mod dashboard;
 mod dashboard_api;
 mod dialects;
+mod erasure;
 mod hardening;
 mod lifecycle;
 mod listen;

@@ -7,7 +7,7 @@ use axum::{
 };
 use freshet_model::{
     Customer, CustomerFields, CustomerId, CustomerPatch, CustomerPatchFields, NewCustomer,
-    PageRequest, Patch,
+    PageRequest, Patch, erasure::ErasedCounts,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -97,6 +97,13 @@ impl From<Customer> for CustomerOut {
             updated_at: c.updated_at,
         }
     }
+}
+
+/// What erasing a customer removed. The same counts are sent in the `customer.erased` event.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CustomerErasedOut {
+    customer_id: Uuid,
+    removed: ErasedCounts,
 }
 
 /// A page of customers.
@@ -238,12 +245,20 @@ async fn update_customer(
         .ok_or(ApiError::NotFound("customer"))
 }
 
-/// Deletes a customer and everything freshet holds about them.
+/// Erases a customer: revokes their consents at their banks (best effort: a bank that cannot
+/// be reached does not stop the erasure, and is counted in `bank_revocations_failed`), deletes
+/// their links, consents and bank tokens, accounts, transactions, refresh tasks and data
+/// products, replaces the personal fields inside stored event payloads (the events stay, so the
+/// event and delivery logs remain whole), and cancels their deliveries not yet sent (status
+/// `cancelled`). Records `customer.erased`, sent to `standard` endpoints only, with the counts
+/// and no personal data. Answers once nothing about the customer can leave freshet any more:
+/// if a delivery was being sent at that instant, after its attempt ended.
 #[utoipa::path(
     delete, path = "/v1/customers/{customer_id}", tag = "customers",
     params(("customer_id" = Uuid, Path)),
     responses(
-        (status = 204),
+        (status = 200, description = "Erased: what was removed, by kind", body = CustomerErasedOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -252,10 +267,11 @@ async fn delete_customer(
     Tenant(app): Tenant,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    if state.store.delete_customer(app, customer_id(&id)?).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound("customer"))
-    }
+) -> Result<Json<CustomerErasedOut>, ApiError> {
+    let id = customer_id(&id)?;
+    let removed = state.refresher.erase_customer(app, id).await?;
+    Ok(Json(CustomerErasedOut {
+        customer_id: id.0,
+        removed,
+    }))
 }

@@ -344,6 +344,12 @@ async fn retry_delivery(
             Ok((StatusCode::ACCEPTED, Json(d.into())))
         }
         None => match state.store.get_delivery(app, id).await? {
+            Some(d) if d.status == DeliveryStatus::Cancelled => Err(ApiError::Conflict {
+                field: "delivery_id",
+                detail:
+                    "this delivery was cancelled when its customer was erased; it is never sent"
+                        .into(),
+            }),
             Some(_) => Err(ApiError::Conflict {
                 field: "delivery_id",
                 detail: "this delivery is being sent right now; retry once the attempt is recorded"

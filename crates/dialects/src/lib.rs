@@ -286,7 +286,12 @@ mod tests {
             ]
         );
         // Not one vendor sends these: they are freshet's own.
-        for t in [T::ConsentExpiring, T::EndpointTest, T::EndpointDisabled] {
+        for t in [
+            T::ConsentExpiring,
+            T::EndpointTest,
+            T::EndpointDisabled,
+            T::CustomerErased,
+        ] {
             let vendors = Dialect::ALL.into_iter().filter(|d| d.sends(t));
             assert_eq!(vendors.collect::<Vec<_>>(), [Dialect::Standard], "{t:?}");
         }

@@ -203,6 +203,7 @@ mod tests {
                 updated_at: now,
             },
             token: "t".into(),
+            lease_until: now + time::Duration::MINUTE,
             body: None,
             ordering_key: None,
         }

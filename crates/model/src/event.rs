@@ -44,11 +44,13 @@ pub enum EventType {
     EndpointTest,
     #[serde(rename = "endpoint.disabled")]
     EndpointDisabled,
+    #[serde(rename = "customer.erased")]
+    CustomerErased,
 }
 
 impl EventType {
     /// Every event type.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::LinkCreated,
         Self::ConsentAuthorised,
         Self::ConsentRejected,
@@ -67,6 +69,7 @@ impl EventType {
         Self::ProductGeneratedFailed,
         Self::EndpointTest,
         Self::EndpointDisabled,
+        Self::CustomerErased,
     ];
 
     /// The dotted name used on the wire and in storage.
@@ -90,6 +93,7 @@ impl EventType {
             Self::ProductGeneratedFailed => "product.generated_failed",
             Self::EndpointTest => "endpoint.test",
             Self::EndpointDisabled => "endpoint.disabled",
+            Self::CustomerErased => "customer.erased",
         }
     }
 

@@ -46,6 +46,7 @@ pub enum EventData {
     Product(ProductEvent),
     EndpointTest(EndpointTest),
     EndpointDisabled(EndpointDisabled),
+    CustomerErased(crate::erasure::CustomerErased),
 }
 
 impl EventData {
@@ -72,6 +73,7 @@ impl EventData {
             }
             T::EndpointTest => Self::EndpointTest(serde_json::from_value(value)?),
             T::EndpointDisabled => Self::EndpointDisabled(serde_json::from_value(value)?),
+            T::CustomerErased => Self::CustomerErased(serde_json::from_value(value)?),
         })
     }
 
@@ -86,7 +88,7 @@ impl EventData {
             Self::TransactionsNew(e) => Some(&e.customer),
             Self::AccountsUpdated(e) => Some(&e.customer),
             Self::Product(e) => Some(&e.customer),
-            Self::EndpointTest(_) | Self::EndpointDisabled(_) => None,
+            Self::EndpointTest(_) | Self::EndpointDisabled(_) | Self::CustomerErased(_) => None,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod consent;
 pub mod customer;
+pub mod erasure;
 pub mod event;
 pub mod events;
 pub mod ids;

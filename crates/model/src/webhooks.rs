@@ -117,15 +117,19 @@ pub enum DeliveryStatus {
     Succeeded,
     /// Every attempt failed; no more are scheduled.
     Dead,
+    /// Never to be sent: its customer was erased before it could be (see docs/operations.md,
+    /// "Erasure").
+    Cancelled,
 }
 
 impl DeliveryStatus {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Pending,
         Self::Delivering,
         Self::Failed,
         Self::Succeeded,
         Self::Dead,
+        Self::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -135,6 +139,7 @@ impl DeliveryStatus {
             Self::Failed => "failed",
             Self::Succeeded => "succeeded",
             Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
         }
     }
 

@@ -58,6 +58,9 @@ pub struct Claim {
     pub endpoint: WebhookEndpoint,
     /// Proves the lease when recording the attempt.
     pub token: String,
+    /// When the lease runs out. A send is never started after it: the delivery may by then
+    /// be another node's, or cancelled by an erasure that waited for this lease to end.
+    pub lease_until: OffsetDateTime,
     /// A body fixed when the delivery was created (a product for its callback URL), sent as
     /// is instead of the event rendered in the endpoint's dialect.
     pub body: Option<serde_json::Value>,
@@ -229,6 +232,7 @@ impl Store {
                     endpoint: endpoint.clone(),
                     delivery,
                     token: token.clone(),
+                    lease_until: now + lease,
                     body: row.opt_json("body")?,
                     ordering_key: row.opt_text("ordering_key")?,
                 });
@@ -397,7 +401,8 @@ impl Store {
     }
 
     /// Schedules a delivery of `app` to go out again now, unless it is being sent right now.
-    /// `None` when there is no such delivery or it is in flight.
+    /// `None` when there is no such delivery, it is in flight, or it was cancelled by an
+    /// erasure (its customer is gone: it is never sent).
     pub async fn retry_delivery(
         &self,
         app: ApplicationId,
@@ -408,7 +413,8 @@ impl Store {
             let row = sqlx::query(concat!(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $3, lease_until = NULL, \
                  leased_by = NULL, updated_at = $3 \
-                 WHERE application_id = $1 AND id = $2 AND status <> 'delivering' RETURNING ",
+                 WHERE application_id = $1 AND id = $2 AND status NOT IN ('delivering', 'cancelled') \
+                 RETURNING ",
                 columns!()
             ))
             .bind(app.0)
@@ -438,7 +444,8 @@ impl Store {
             let requeued = sqlx::query(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $5, lease_until = NULL, \
                  leased_by = NULL, updated_at = $5 \
-                 WHERE application_id = $1 AND endpoint_id = $2 AND status <> 'delivering' \
+                 WHERE application_id = $1 AND endpoint_id = $2 \
+                   AND status NOT IN ('delivering', 'cancelled') \
                    AND event_id IN (SELECT id FROM events WHERE application_id = $1 \
                                     AND created_at >= $3 AND created_at < $4)",
             )
@@ -562,9 +569,12 @@ impl WriteOutcomes for sqlx::PgConnection {
             nodes.push(f.attempt.node.as_str());
         }
         sqlx::query(
-            "UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + 1, \
+            "UPDATE deliveries SET status = CASE WHEN deliveries.status = 'cancelled' \
+             THEN 'cancelled' ELSE v.status END, attempts = deliveries.attempts + 1, \
              next_attempt_at = v.next_attempt_at, lease_until = NULL, leased_by = NULL, \
-             last_status_code = v.last_status_code, last_error = v.last_error, updated_at = $7 \
+             last_status_code = v.last_status_code, last_error = CASE WHEN \
+             deliveries.status = 'cancelled' THEN deliveries.last_error ELSE v.last_error END, \
+             updated_at = $7 \
              FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], \
              $6::text[]) AS v (id, token, status, next_attempt_at, last_status_code, last_error) \
              WHERE deliveries.id = v.id AND deliveries.leased_by = v.token",
@@ -639,9 +649,12 @@ impl WriteOutcomes for sqlx::SqliteConnection {
                 .push_bind(f.attempt.error.clone());
         });
         q.push(
-            ") UPDATE deliveries SET status = v.status, attempts = deliveries.attempts + 1, \
+            ") UPDATE deliveries SET status = CASE WHEN deliveries.status = 'cancelled' \
+             THEN 'cancelled' ELSE v.status END, attempts = deliveries.attempts + 1, \
              next_attempt_at = v.next_attempt_at, lease_until = NULL, leased_by = NULL, \
-             last_status_code = v.last_status_code, last_error = v.last_error, updated_at = ",
+             last_status_code = v.last_status_code, last_error = CASE WHEN \
+             deliveries.status = 'cancelled' THEN deliveries.last_error ELSE v.last_error END, \
+             updated_at = ",
         );
         q.push_bind(Ts(now));
         q.push(" FROM v WHERE deliveries.id = v.id AND deliveries.leased_by = v.token");

@@ -391,6 +391,7 @@ async fn write_events(
                 event: r.event.clone(),
                 endpoint: r.endpoint.clone(),
                 token: l.token.to_string(),
+                lease_until: l.until,
                 body: None,
                 ordering_key: None,
             })

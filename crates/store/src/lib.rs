@@ -12,11 +12,13 @@
 
 mod accounts;
 mod applications;
+mod backup;
 pub mod codec;
 mod customers;
 mod deliveries;
 mod endpoint_health;
 mod endpoints;
+mod erasure;
 mod error;
 mod events;
 mod keys;
@@ -42,9 +44,11 @@ use sqlx::{
 
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
+pub use backup::{BackupError, backup_sqlite};
 pub use deliveries::{AttemptRecord, Claim, Finished, Outcome, PARKED};
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
+pub use erasure::{CANCELLED_REASON, Erased};
 pub use error::StoreError;
 pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
 pub use keys::Unlocked;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use freshet_model::{
     ConsentStatus, EventType, ResultCode,
+    erasure::{CustomerErased, ErasedCounts},
     events::{
         AccountChange, AccountChangeKind, AccountNewTransactions, AccountsUpdated, ConsentChanged,
         ConsentDetail, ConsentSnapshot, CustomerSnapshot, EndpointDisabled, EndpointTest, Event,
@@ -210,6 +211,26 @@ pub fn cases() -> Vec<Case> {
             }),
         );
     }
+    add(
+        "customer.erased".into(),
+        EventType::CustomerErased,
+        EventData::CustomerErased(CustomerErased {
+            customer_id: "0192f0c2-0000-7000-8000-000000000c01".into(),
+            removed: ErasedCounts {
+                consents: 2,
+                consents_revoked_at_bank: 1,
+                bank_revocations_failed: 1,
+                tokens: 4,
+                links: 2,
+                accounts: 3,
+                transactions: 120,
+                refresh_tasks: 1,
+                events_scrubbed: 11,
+                deliveries_cancelled: 5,
+                ..Default::default()
+            },
+        }),
+    );
     cases
 }
 

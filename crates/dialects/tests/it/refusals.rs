@@ -43,8 +43,8 @@ fn types_a_dialect_does_not_send_are_refused_by_name() {
             }
         }
     }
-    // 18 types: bud sends 2, tatra 2, klavi 10, yodlee 2, standard all.
-    assert_eq!(refused, 16 + 16 + 8 + 16);
+    // 19 types: bud sends 2, tatra 2, klavi 10, yodlee 2, standard all.
+    assert_eq!(refused, 17 + 17 + 9 + 17);
 }
 
 #[test]

@@ -132,7 +132,11 @@ impl Dispatcher {
             .await?;
         let n = claims.len();
         let attempts = claims.into_iter().map(|c| self.attempt(c));
-        let finished: Vec<Finished> = futures::future::join_all(attempts).await;
+        let finished: Vec<Finished> = futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         self.record(&finished).await?;
         Ok(n)
     }
@@ -253,7 +257,9 @@ impl Dispatcher {
         let (this, done) = (self.clone(), done.clone());
         tokio::spawn(async move {
             let ordered = claim.endpoint.ordered || claim.ordering_key.is_some();
-            let finished = this.attempt(claim).await;
+            let Some(finished) = this.attempt(claim).await else {
+                return;
+            };
             let _ = done.send(Done {
                 finished,
                 ordered,
@@ -306,7 +312,7 @@ impl Dispatcher {
         time::Duration::try_from(self.config.lease).unwrap_or(time::Duration::MINUTE)
     }
 
-    async fn attempt(&self, claim: Claim) -> Finished {
+    async fn attempt(&self, claim: Claim) -> Option<Finished> {
         attempt(
             &self.sender,
             &self.prepare,
@@ -329,15 +335,26 @@ fn claimable_now(batch: &[Done], now: OffsetDateTime) -> bool {
     })
 }
 
-/// Prepares and sends one delivery, counts it, and decides what happens next.
+/// How long before its lease runs out a claim is no longer sent: room for the clocks of two
+/// nodes to disagree a little.
+const LEASE_MARGIN: time::Duration = time::Duration::SECOND;
+
+/// Prepares and sends one delivery, counts it, and decides what happens next. `None` when the
+/// claim's lease ran out before the send could start (it waited too long for room): the
+/// delivery may be another node's by now, or cancelled by an erasure that waited for this
+/// lease to end, so it is left alone, unsent and unrecorded, for whoever claims it next.
 async fn attempt(
     sender: &Sender,
     prepare: &Prepare,
     node: &str,
     metrics: &Metrics,
     claim: Claim,
-) -> Finished {
+) -> Option<Finished> {
     let now = freshet_model::time::now();
+    if now + LEASE_MARGIN >= claim.lease_until {
+        tracing::debug!(delivery = %claim.delivery.id, "lease ran out before sending; left for the next claim");
+        return None;
+    }
     let sent = match prepare(&claim, now) {
         Ok(out) => sender.send(out).await,
         Err(e) => Sent {
@@ -370,7 +387,7 @@ async fn attempt(
         sent.latency,
         outcome == Outcome::Dead,
     );
-    Finished {
+    Some(Finished {
         application_id: claim.delivery.application_id,
         delivery_id: claim.delivery.id,
         endpoint_id: claim.endpoint.id,
@@ -384,7 +401,7 @@ async fn attempt(
             node: node.to_string(),
         },
         outcome,
-    }
+    })
 }
 
 /// What follows an attempt: done, another try later, or no more tries.

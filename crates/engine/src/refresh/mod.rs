@@ -9,6 +9,7 @@
 
 mod consents;
 mod ending;
+mod erasure;
 mod runner;
 mod scheduler;
 pub mod snapshots;

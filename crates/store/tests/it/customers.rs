@@ -19,7 +19,7 @@ fn info(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
-fn full() -> NewCustomer {
+pub fn full() -> NewCustomer {
     NewCustomer {
         external_id: Some("ext-1".into()),
         login_name: Some("fri21".into()),
@@ -31,7 +31,7 @@ fn full() -> NewCustomer {
     }
 }
 
-fn blank() -> NewCustomer {
+pub fn blank() -> NewCustomer {
     NewCustomer {
         external_id: None,
         login_name: None,

@@ -2,6 +2,7 @@
 
 mod applications;
 mod customers;
+mod erasure;
 mod health;
 mod metrics;
 mod migrations;
@@ -60,6 +61,8 @@ on_both_stores!(
     outbox::ordered_endpoints_wait_for_earlier_deliveries,
     outbox::attempts_settle_deliveries_and_endpoint_health,
     outbox::a_lost_lease_does_not_overwrite,
+    erasure::erases_the_customer_and_keeps_the_log,
+    erasure::a_delivery_in_flight_stays_cancelled_and_is_waited_for,
     outbox::retry_and_replay,
     outbox::concurrent_claimers_never_share,
     products::requests_round_trip_with_hidden_callback_endpoints,

@@ -17,7 +17,7 @@ use crate::applications::key;
 
 const ALL: &[&str] = &["standard", "bud", "tatra", "klavi", "yodlee"];
 
-async fn app(db: &TestDb) -> ApplicationId {
+pub async fn app(db: &TestDb) -> ApplicationId {
     let lookup = format!("lk_{}", uuid::Uuid::now_v7().simple());
     db.store
         .create_application("outbox", &key(&lookup))
@@ -26,7 +26,7 @@ async fn app(db: &TestDb) -> ApplicationId {
         .id
 }
 
-fn endpoint(dialect: &str) -> NewEndpoint {
+pub fn endpoint(dialect: &str) -> NewEndpoint {
     NewEndpoint {
         url: "http://127.0.0.1:9/hook".into(),
         dialect: dialect.into(),
@@ -43,7 +43,7 @@ fn endpoint(dialect: &str) -> NewEndpoint {
     }
 }
 
-fn event(app: ApplicationId, t: EventType, customer: Option<CustomerId>) -> StoredEvent {
+pub fn event(app: ApplicationId, t: EventType, customer: Option<CustomerId>) -> StoredEvent {
     StoredEvent {
         id: EventId::new(),
         application_id: app,
@@ -65,7 +65,7 @@ fn attempt(code: Option<u16>) -> AttemptRecord {
     }
 }
 
-fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
+pub fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
     Finished {
         application_id: c.delivery.application_id,
         delivery_id: c.delivery.id,
@@ -76,7 +76,7 @@ fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
     }
 }
 
-async fn claim(db: &TestDb) -> Vec<Claim> {
+pub async fn claim(db: &TestDb) -> Vec<Claim> {
     db.store
         .claim_due("node-a", Duration::seconds(30), 100)
         .await
