@@ -20,6 +20,7 @@ mod sandbox;
 mod strict;
 mod support;
 mod tenancy;
+mod vendor_bank;
 mod vendor_refresh;
 mod webdriver;
 mod webhooks;

@@ -198,6 +198,7 @@ impl Berlin {
             status: consent_status(&created.consent_status),
             bank_consent_id: created.consent_id,
             expires_at: r.expires_at,
+            permissions: None,
         })
     }
 
@@ -225,6 +226,8 @@ impl Berlin {
             // Valid through that day: it ends at the next midnight; 9999-12-31 is "no end".
             expires_at: (valid_until.year() < 9999)
                 .then(|| (valid_until + time::Duration::DAY).midnight().assume_utc()),
+            // The `access` object names accounts and data kinds, not freshet's groups.
+            permissions: None,
         })
     }
 

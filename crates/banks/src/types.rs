@@ -119,6 +119,34 @@ pub struct BankConsent {
     pub bank_consent_id: String,
     pub status: freshet_model::ConsentStatus,
     pub expires_at: Option<OffsetDateTime>,
+    /// The permission groups the bank says the consent grants, mapped back from the standard's
+    /// permissions (a group counts when every permission it stands for was granted); `None`
+    /// when the standard's answer does not say (Berlin Group).
+    pub permissions: Option<Vec<Permission>>,
+}
+
+/// Every permission group, in the order events list them.
+pub const PERMISSION_GROUPS: [Permission; 5] = [
+    Permission::RegistrationAll,
+    Permission::AccountsAll,
+    Permission::CreditCardsAll,
+    Permission::CreditOperationsAll,
+    Permission::InvestmentsAll,
+];
+
+/// The groups whose standard permissions (`of`: what a group stands for in one standard, empty
+/// when the standard cannot express it) are all in `granted`.
+pub(crate) fn granted_groups(
+    granted: &[String],
+    of: impl Fn(Permission) -> &'static [&'static str],
+) -> Vec<Permission> {
+    PERMISSION_GROUPS
+        .into_iter()
+        .filter(|&g| {
+            let needs = of(g);
+            !needs.is_empty() && needs.iter().all(|p| granted.iter().any(|x| x == p))
+        })
+        .collect()
 }
 
 /// Tokens for a consent.

@@ -293,6 +293,11 @@ impl Sandbox {
         }
         consent.state = ConsentState::Authorised;
         consent.customer = Some(customer.to_string());
+        // The bank grants only what it offers: an Open Finance Brasil consent's answer then
+        // lists fewer permissions than were asked for.
+        if bank.standard == Standard::OpenFinanceBrasil {
+            consent.permissions.retain(|p| crate::brasil::offered(p));
+        }
         let recurring = consent.recurring && bank.standard == Standard::BerlinGroup;
         if recurring {
             for other in st.consents.values_mut() {

@@ -137,15 +137,9 @@ impl Bank {
             .unwrap()
     }
 
-    /// Creates, approves and exchanges: a consent ready for data calls.
-    pub async fn open(&self, bank_id: &str, customer: Option<&str>) -> Opened {
-        let created = self.create_consent(bank_id).await;
-        assert_eq!(created.status(), StatusCode::CREATED);
-        let consent_id = Self::consent_id(
-            bank(bank_id).unwrap().standard,
-            &created.json().await.unwrap(),
-        );
-        let decided = self.decide(bank_id, &consent_id, customer, "approve").await;
+    /// Approves a consent as `customer` and exchanges the code: its access token.
+    pub async fn approve(&self, bank_id: &str, consent_id: &str, customer: Option<&str>) -> String {
+        let decided = self.decide(bank_id, consent_id, customer, "approve").await;
         assert_eq!(decided.status(), StatusCode::SEE_OTHER);
         let location = decided.headers()["location"].to_str().unwrap().to_string();
         let code = url::Url::parse(&location)
@@ -155,10 +149,19 @@ impl Bank {
             .map(|(_, v)| v.into_owned())
             .expect("a code");
         let tokens: Value = self.token(bank_id, &code).await.json().await.unwrap();
-        Opened {
-            consent_id,
-            token: tokens["access_token"].as_str().unwrap().to_string(),
-        }
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates, approves and exchanges: a consent ready for data calls.
+    pub async fn open(&self, bank_id: &str, customer: Option<&str>) -> Opened {
+        let created = self.create_consent(bank_id).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let consent_id = Self::consent_id(
+            bank(bank_id).unwrap().standard,
+            &created.json().await.unwrap(),
+        );
+        let token = self.approve(bank_id, &consent_id, customer).await;
+        Opened { consent_id, token }
     }
 
     /// A data call for an opened consent.
