@@ -1,5 +1,6 @@
 //! Vendor dialects whose words come from the bank itself: Klavi's `permissionsGranted` is what
-//! the bank's consent answer grants. Every test here looks only at what receivers got.
+//! the bank's consent answer grants, and Tatra banka's transactionEvent follows the bank's own
+//! notification of a new transaction. Every test here looks only at what receivers got.
 
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::{
-    refresh::Client,
+    refresh::{Client, quiet},
     support::{TestApp, run_with},
 };
+
+const WAIT: Duration = Duration::from_secs(20);
 
 fn body(g: &Received) -> Value {
     serde_json::from_slice(&g.body).unwrap()
@@ -145,4 +148,121 @@ async fn check_klavi_permissions(app: &TestApp) {
     assert_eq!(expired["consentId"], short["id"]);
     assert_eq!(expired["permissionsApply"], json!(["ACCOUNTS_ALL"]));
     assert_eq!(expired["permissionsGranted"], json!([]));
+}
+
+/// Tatra banka's bank tells freshet of a new transaction and the transactionEvent follows
+/// within seconds, with no refresh asked for: the notification refreshes the consent at once
+/// (trigger `bank_notification`), and only the transactionEvent reaches an endpoint that did
+/// not opt in to unrequested refreshes.
+#[tokio::test]
+async fn tatra_transaction_events_follow_the_banks_notification() {
+    run_with(Backend::Sqlite, quiet, |app| async move {
+        check_tatra_push(&app).await;
+        app.stop().await;
+    })
+    .await;
+}
+
+async fn check_tatra_push(app: &TestApp) {
+    let c = Client {
+        app,
+        key: app.new_application("tatra-push").await,
+    };
+    let r = Receiver::start(vec![Answer::Status(200)]).await;
+    endpoint(
+        &c,
+        json!({"url": r.url(), "dialect": "tatra", "activation": "immediate"}),
+    )
+    .await;
+    let (_, consent) = c.new_consent("tatrabanka").await;
+    let (s, started) = c
+        .call(
+            Method::PUT,
+            &format!("/v1/consents/{consent}/refresh"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{started}");
+    c.finished(started["refresh_task_id"].as_str().unwrap())
+        .await;
+    // What the asked-for refresh sent: its accountEvent, and a transactionEvent for the
+    // history it imported.
+    let before = 1 + c.events("transactions.new").await.len();
+    r.wait_for(before, WAIT).await;
+    let tasks_before = c.events("refresh.completed").await.len();
+
+    let added = c
+        .app
+        .http
+        .post(app.url("/sandbox/control/transactions"))
+        .json(&json!({"provider_id": "tatrabanka", "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let added: Value = added.json().await.unwrap();
+    assert_eq!(added["notified"], 1, "{added}");
+    let at = std::time::Instant::now();
+    r.wait_for(before + 1, Duration::from_secs(5)).await;
+    let within = at.elapsed();
+    let got = body(&r.received()[before]);
+    assert_eq!(got["eventType"], "NEW", "a transactionEvent: {got}");
+    assert_eq!(got["consentId"], consent.as_str());
+    assert!(got.get("taskId").is_none(), "{got}");
+    assert!(within < Duration::from_secs(5), "{within:?}");
+
+    // The refresh the notification started, and nothing else reached the endpoint.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        r.count(),
+        before + 1,
+        "no accountEvent for a refresh nobody asked for"
+    );
+    let completed = c.events("refresh.completed").await;
+    assert_eq!(completed.len(), tasks_before + 1);
+    let task = completed.last().unwrap()["data"]["task_id"]
+        .as_str()
+        .unwrap();
+    let (_, t) = c
+        .call(Method::GET, &format!("/v1/refresh-tasks/{task}"), None)
+        .await;
+    assert_eq!(t["trigger"], "bank_notification", "{t}");
+    assert_eq!(t["status"], "Completed", "{t}");
+    // The client's refresh spent one of the consent's four unattended refreshes; the bank's
+    // notification none.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let left = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("freshet_unattended_budget_left{provider=\"tatrabanka\"} "))
+        .unwrap_or_else(|| panic!("no tatrabanka budget in {metrics}"));
+    assert_eq!(left.trim().parse::<f64>().unwrap(), 3.0, "{metrics}");
+
+    // Only an authorised consent of a provider with push is refreshed by a notification.
+    for (path, consent_id, want) in [
+        ("tatrabanka", "no-such-consent", StatusCode::NOT_FOUND),
+        ("slsp", "no-such-consent", StatusCode::NOT_FOUND),
+        ("natwest", "no-such-consent", StatusCode::NOT_FOUND),
+    ] {
+        let res = app
+            .http
+            .post(app.url(&format!("/v1/banks/{path}/notifications")))
+            .json(&json!({"consentId": consent_id}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), want, "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
 }

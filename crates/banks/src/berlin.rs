@@ -192,6 +192,10 @@ impl Berlin {
                 .header("TPP-Redirect-URI", uri)
                 .header("TPP-Nok-Redirect-URI", uri);
         }
+        if let Some(uri) = &r.notification_uri {
+            // The bank tells freshet of new transactions there (docs/dialects/tatra.md).
+            req = req.header("TPP-Notification-URI", uri);
+        }
         let out = self.api.json(req, map_error).await?;
         let created: wire::ConsentCreated = parse("Berlin Group consent", &out)?;
         Ok(BankConsent {

@@ -32,6 +32,10 @@ pub struct Provider {
     pub concurrency: usize,
     /// Calls per consent, day and endpoint without the customer present.
     pub unattended_per_day: u32,
+    /// The bank notifies freshet of new transactions: consents are created with freshet's
+    /// notification URL (Berlin Group's `TPP-Notification-URI`), and a notification refreshes
+    /// the consent at once.
+    pub push: bool,
     /// How long one call may take.
     pub timeout: Duration,
     /// How freshet proves who it is to this bank. `None` for the relaxed sandbox banks, which
@@ -111,6 +115,9 @@ pub struct ConsentRequest {
     pub customer_ip: Option<String>,
     /// Where the bank sends the customer back (Berlin Group's `TPP-Redirect-URI`).
     pub redirect_uri: Option<String>,
+    /// Where the bank notifies freshet of the consent's news (Berlin Group's
+    /// `TPP-Notification-URI`); only for a provider with `push`.
+    pub notification_uri: Option<String>,
 }
 
 /// A consent as the bank created it.

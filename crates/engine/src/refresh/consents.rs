@@ -59,6 +59,7 @@ impl Refresher {
                 customer_tax_id: customer.personal_tax_id.clone(),
                 customer_ip: req.customer_ip.clone(),
                 redirect_uri: Some(redirect_uri.clone()),
+                notification_uri: self.notification_uri(provider),
             })
             .await
             .map_err(RefreshError::Bank)?;
