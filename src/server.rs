@@ -124,6 +124,7 @@ impl Server {
                 refreshes_per_day: config.refreshes_per_day,
                 tick: config.refresh_tick,
                 callback_url: format!("{public_url}/v1/consents/callback"),
+                public_url: public_url.clone(),
                 default_consent_days: config.default_consent_days,
                 node: config.node_name.clone(),
                 ..Default::default()
@@ -288,6 +289,8 @@ pub fn sandbox_providers(root: &str, timeout: Duration) -> Vec<freshet_banks::Pr
                 token_url: paths.token,
                 concurrency: 16,
                 unattended_per_day: 4,
+                // Tatra banka's sandbox bank notifies of new transactions.
+                push: b.id == "tatrabanka",
                 timeout,
                 security: None,
             }

@@ -45,6 +45,10 @@ pub struct Create {
     /// tatra dialect's default) [default: the dialect's].
     #[arg(long, value_name = "WHEN")]
     activation: Option<String>,
+    /// Also receive the refreshes nobody asked for (the scheduler's, a bank's notification)
+    /// where the dialect reports only requested ones: bud, tatra, yodlee (docs/dialects.md).
+    #[arg(long)]
+    scheduled_refreshes: bool,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -111,6 +115,9 @@ fn create_body(c: &Create) -> Value {
     }
     if !c.event_types.is_empty() {
         body.insert("event_types".into(), c.event_types.clone().into());
+    }
+    if c.scheduled_refreshes {
+        body.insert("scheduled_refreshes".into(), true.into());
     }
     Value::Object(body)
 }
@@ -259,6 +266,19 @@ mod tests {
                 "event_types": ["link.created", "consent.authorised"],
                 "partner_app_id": "p1",
             })
+        );
+        let Command::Create(c) = parse(&[
+            "create",
+            "http://h/x",
+            "--dialect",
+            "bud",
+            "--scheduled-refreshes",
+        ]) else {
+            unreachable!()
+        };
+        assert_eq!(
+            create_body(&c),
+            json!({"url": "http://h/x", "dialect": "bud", "scheduled_refreshes": true})
         );
     }
 

@@ -23,6 +23,7 @@ mod secrets;
 mod strict;
 mod support;
 mod tenancy;
+mod vendor_bank;
 mod vendor_refresh;
 mod webdriver;
 mod webhooks;

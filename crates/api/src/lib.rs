@@ -20,6 +20,7 @@ pub mod extract;
 mod health;
 mod links;
 mod metrics;
+mod notifications;
 mod openapi;
 pub mod problem;
 mod products;
@@ -112,6 +113,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(endpoints::router())
         .merge(links::router())
         .merge(callback::router())
+        .merge(notifications::router())
         .merge(refresh::router())
         .merge(task_list::router())
         .merge(consent_list::router())

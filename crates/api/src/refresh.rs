@@ -159,6 +159,7 @@ async fn refresh_customer(
                 from: body.from,
                 to: body.to,
                 customer_ip: body.customer_ip,
+                ..Default::default()
             },
         )
         .await?;

@@ -192,12 +192,17 @@ impl Berlin {
                 .header("TPP-Redirect-URI", uri)
                 .header("TPP-Nok-Redirect-URI", uri);
         }
+        if let Some(uri) = &r.notification_uri {
+            // The bank tells freshet of new transactions there (docs/dialects/tatra.md).
+            req = req.header("TPP-Notification-URI", uri);
+        }
         let out = self.api.json(req, map_error).await?;
         let created: wire::ConsentCreated = parse("Berlin Group consent", &out)?;
         Ok(BankConsent {
             status: consent_status(&created.consent_status),
             bank_consent_id: created.consent_id,
             expires_at: r.expires_at,
+            permissions: None,
         })
     }
 
@@ -225,6 +230,8 @@ impl Berlin {
             // Valid through that day: it ends at the next midnight; 9999-12-31 is "no end".
             expires_at: (valid_until.year() < 9999)
                 .then(|| (valid_until + time::Duration::DAY).midnight().assume_utc()),
+            // The `access` object names accounts and data kinds, not freshet's groups.
+            permissions: None,
         })
     }
 

@@ -31,24 +31,40 @@ pub struct Brasil {
     pub(crate) api: Api,
 }
 
-/// The Brasil permissions for freshet's permission groups.
-pub fn permissions(groups: &[Permission]) -> Vec<&'static str> {
-    let mut p = vec![
-        "ACCOUNTS_READ",
-        "ACCOUNTS_BALANCES_READ",
-        "ACCOUNTS_TRANSACTIONS_READ",
-        "RESOURCES_READ",
-    ];
-    if groups.contains(&Permission::RegistrationAll) {
-        p.push("CUSTOMERS_PERSONAL_IDENTIFICATIONS_READ");
-    }
-    if groups.contains(&Permission::CreditCardsAll) {
-        p.extend([
+/// What each of freshet's permission groups stands for in Open Finance Brasil; nothing for
+/// the groups freshet does not ask a Brasil bank for (credit operations, investments).
+fn group(g: Permission) -> &'static [&'static str] {
+    match g {
+        Permission::AccountsAll => &[
+            "ACCOUNTS_READ",
+            "ACCOUNTS_BALANCES_READ",
+            "ACCOUNTS_TRANSACTIONS_READ",
+            "RESOURCES_READ",
+        ],
+        Permission::RegistrationAll => &["CUSTOMERS_PERSONAL_IDENTIFICATIONS_READ"],
+        Permission::CreditCardsAll => &[
             "CREDIT_CARDS_ACCOUNTS_READ",
             "CREDIT_CARDS_ACCOUNTS_TRANSACTIONS_READ",
-        ]);
+        ],
+        Permission::CreditOperationsAll | Permission::InvestmentsAll => &[],
+    }
+}
+
+/// The Brasil permissions for freshet's permission groups. Refreshing always needs the
+/// account reads.
+pub fn permissions(groups: &[Permission]) -> Vec<&'static str> {
+    let mut p = group(Permission::AccountsAll).to_vec();
+    for g in [Permission::RegistrationAll, Permission::CreditCardsAll] {
+        if groups.contains(&g) {
+            p.extend(group(g));
+        }
     }
     p
+}
+
+/// freshet's permission groups for the `data.permissions` a consent answer lists.
+pub fn permission_groups(granted: &[String]) -> Vec<Permission> {
+    crate::types::granted_groups(granted, group)
 }
 
 /// A Brasil consent's status in freshet's words, telling rejections apart by their reason
@@ -199,6 +215,7 @@ impl Brasil {
             status: consent_status_of(&d),
             bank_consent_id: d.consent_id,
             expires_at: Some(d.expiration_date_time.0),
+            permissions: d.permissions.as_deref().map(permission_groups),
         })
     }
 
@@ -234,6 +251,7 @@ impl Brasil {
             bank_consent_id: s.bank_consent_id.to_string(),
             status: consent_status_of(&consent.data),
             expires_at: Some(consent.data.expiration_date_time.0),
+            permissions: consent.data.permissions.as_deref().map(permission_groups),
         })
     }
 
@@ -581,5 +599,31 @@ mod tests {
         let p = permissions(&[Permission::AccountsAll]);
         assert!(p.contains(&"ACCOUNTS_TRANSACTIONS_READ") && p.contains(&"RESOURCES_READ"));
         assert!(permissions(&[Permission::CreditCardsAll]).contains(&"CREDIT_CARDS_ACCOUNTS_READ"));
+    }
+
+    /// A group is granted only when every permission it stands for is: the bank dropping the
+    /// card permissions drops the card group, and groups the standard cannot say never appear.
+    #[test]
+    fn granted_permissions_map_back_to_whole_groups() {
+        use Permission::*;
+        let asked = [RegistrationAll, AccountsAll, CreditCardsAll, InvestmentsAll];
+        let sent: Vec<String> = permissions(&asked).iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            permission_groups(&sent),
+            [RegistrationAll, AccountsAll, CreditCardsAll]
+        );
+        let no_cards: Vec<String> = sent
+            .iter()
+            .filter(|p| !p.starts_with("CREDIT_CARDS_"))
+            .cloned()
+            .collect();
+        assert_eq!(permission_groups(&no_cards), [RegistrationAll, AccountsAll]);
+        let half_a_group: Vec<String> = no_cards
+            .iter()
+            .filter(|p| *p != "ACCOUNTS_BALANCES_READ")
+            .cloned()
+            .collect();
+        assert_eq!(permission_groups(&half_a_group), [RegistrationAll]);
+        assert!(permission_groups(&[]).is_empty());
     }
 }

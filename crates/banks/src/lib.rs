@@ -96,7 +96,8 @@ impl Connector {
         dispatch!(self, c => c.api.token(&[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await)
     }
 
-    /// The consent as the bank holds it now: its status and the expiry it actually granted.
+    /// The consent as the bank holds it now: its status, the expiry it actually granted and,
+    /// where the standard lists them (OBIE, Open Finance Brasil), the permissions.
     pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
         dispatch!(self, c => c.consent_details(s).await)
     }

@@ -29,20 +29,37 @@ pub struct Obie {
     pub(crate) api: Api,
 }
 
+/// What each of freshet's permission groups stands for in OBIE; nothing for the groups the
+/// Account and Transaction API has no permission for (cards, credit operations, investments).
+fn group(g: Permission) -> &'static [&'static str] {
+    match g {
+        Permission::AccountsAll => &[
+            "ReadAccountsDetail",
+            "ReadBalances",
+            "ReadTransactionsDetail",
+            "ReadTransactionsCredits",
+            "ReadTransactionsDebits",
+        ],
+        Permission::RegistrationAll => &["ReadParty"],
+        Permission::CreditCardsAll
+        | Permission::CreditOperationsAll
+        | Permission::InvestmentsAll => &[],
+    }
+}
+
 /// The OBIE permissions for freshet's permission groups. Refreshing always needs the account,
 /// balance and transaction reads; registration data adds the party.
 pub fn permissions(groups: &[Permission]) -> Vec<&'static str> {
-    let mut p = vec![
-        "ReadAccountsDetail",
-        "ReadBalances",
-        "ReadTransactionsDetail",
-        "ReadTransactionsCredits",
-        "ReadTransactionsDebits",
-    ];
+    let mut p = group(Permission::AccountsAll).to_vec();
     if groups.contains(&Permission::RegistrationAll) {
-        p.push("ReadParty");
+        p.extend(group(Permission::RegistrationAll));
     }
     p
+}
+
+/// freshet's permission groups for the `Data.Permissions` a consent answer lists.
+pub fn permission_groups(granted: &[String]) -> Vec<Permission> {
+    crate::types::granted_groups(granted, group)
 }
 
 /// OBIE consent statuses in freshet's words. (`Revoked` existed before 3.1.4.)
@@ -191,6 +208,7 @@ impl Obie {
             status: consent_status(&d.status),
             bank_consent_id: d.consent_id,
             expires_at: d.expiration_date_time.map(|t| t.0),
+            permissions: d.permissions.as_deref().map(permission_groups),
         })
     }
 
@@ -229,6 +247,7 @@ impl Obie {
             bank_consent_id: s.bank_consent_id.to_string(),
             status: consent_status(&consent.data.status),
             expires_at: consent.data.expiration_date_time.map(|t| t.0),
+            permissions: consent.data.permissions.as_deref().map(permission_groups),
         })
     }
 

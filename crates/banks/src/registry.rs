@@ -58,6 +58,8 @@ struct Entry {
     client_secret_file: Option<PathBuf>,
     #[serde(default)]
     sign_requests: bool,
+    #[serde(default)]
+    push: bool,
     ca: Option<PathBuf>,
     concurrency: Option<usize>,
     unattended_per_day: Option<u32>,
@@ -231,6 +233,12 @@ impl Checked<'_> {
             }
             _ => {}
         }
+        if e.push && standard != Standard::BerlinGroup {
+            return Err((
+                "push",
+                "only Berlin Group consents name a notification URI (TPP-Notification-URI)".into(),
+            ));
+        }
         let token_auth = e.token_auth.unwrap_or(match standard {
             Standard::BerlinGroup => TokenAuth::TlsClientAuth,
             _ => TokenAuth::PrivateKeyJwt,
@@ -359,6 +367,7 @@ impl Checked<'_> {
             token_url: token_url.unwrap_or_default(),
             concurrency,
             unattended_per_day: e.unattended_per_day.unwrap_or(4),
+            push: e.push,
             timeout,
             security: Some(Arc::new(Security {
                 client_id: e.client_id.clone(),
@@ -493,6 +502,7 @@ mod tests {
             };
             assert_eq!(s.token_auth, expected, "{standard}");
             assert_eq!(p.code, "B");
+            assert!(!p.push, "{standard}: no notifications unless asked");
             let printed = format!("{p:?}");
             assert!(!printed.contains("PRIVATE"), "no key material in {printed}");
         }
@@ -542,6 +552,19 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// Push is for Berlin Group banks, whose consents name a notification URI.
+    #[test]
+    fn push_is_for_berlin_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = load(&setup(dir.path(), "berlin_group", "push = true")).unwrap();
+        assert!(p[0].push);
+        let e = error(&setup(dir.path(), "obie", "push = true"));
+        assert!(
+            e.contains("`push`") && e.contains("TPP-Notification-URI"),
+            "{e}"
+        );
     }
 
     #[test]

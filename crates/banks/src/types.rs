@@ -32,6 +32,10 @@ pub struct Provider {
     pub concurrency: usize,
     /// Calls per consent, day and endpoint without the customer present.
     pub unattended_per_day: u32,
+    /// The bank notifies freshet of new transactions: consents are created with freshet's
+    /// notification URL (Berlin Group's `TPP-Notification-URI`), and a notification refreshes
+    /// the consent at once.
+    pub push: bool,
     /// How long one call may take.
     pub timeout: Duration,
     /// How freshet proves who it is to this bank. `None` for the relaxed sandbox banks, which
@@ -111,6 +115,9 @@ pub struct ConsentRequest {
     pub customer_ip: Option<String>,
     /// Where the bank sends the customer back (Berlin Group's `TPP-Redirect-URI`).
     pub redirect_uri: Option<String>,
+    /// Where the bank notifies freshet of the consent's news (Berlin Group's
+    /// `TPP-Notification-URI`); only for a provider with `push`.
+    pub notification_uri: Option<String>,
 }
 
 /// A consent as the bank created it.
@@ -119,6 +126,34 @@ pub struct BankConsent {
     pub bank_consent_id: String,
     pub status: freshet_model::ConsentStatus,
     pub expires_at: Option<OffsetDateTime>,
+    /// The permission groups the bank says the consent grants, mapped back from the standard's
+    /// permissions (a group counts when every permission it stands for was granted); `None`
+    /// when the standard's answer does not say (Berlin Group).
+    pub permissions: Option<Vec<Permission>>,
+}
+
+/// Every permission group, in the order events list them.
+pub const PERMISSION_GROUPS: [Permission; 5] = [
+    Permission::RegistrationAll,
+    Permission::AccountsAll,
+    Permission::CreditCardsAll,
+    Permission::CreditOperationsAll,
+    Permission::InvestmentsAll,
+];
+
+/// The groups whose standard permissions (`of`: what a group stands for in one standard, empty
+/// when the standard cannot express it) are all in `granted`.
+pub(crate) fn granted_groups(
+    granted: &[String],
+    of: impl Fn(Permission) -> &'static [&'static str],
+) -> Vec<Permission> {
+    PERMISSION_GROUPS
+        .into_iter()
+        .filter(|&g| {
+            let needs = of(g);
+            !needs.is_empty() && needs.iter().all(|p| granted.iter().any(|x| x == p))
+        })
+        .collect()
 }
 
 /// Tokens for a consent. `Debug` hides the tokens.

@@ -59,6 +59,7 @@ impl Bank {
             token_url: paths.token,
             concurrency: 4,
             unattended_per_day: 4,
+            push: false,
             timeout,
             security: None,
         };
@@ -75,6 +76,7 @@ impl Bank {
                 customer_tax_id: Some("76109277673".into()),
                 customer_ip: Some("203.0.113.7".into()),
                 redirect_uri: Some(REDIRECT.into()),
+                notification_uri: None,
             })
             .await
             .unwrap();

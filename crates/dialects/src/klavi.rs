@@ -92,7 +92,7 @@ pub(crate) fn render(event: &Event, ctx: &Context) -> Result<Rendered, RenderErr
     let secret = ctx.klavi_secret.ok_or(missing("a signing secret"))?;
     let (payload, external_info) = match (event.event_type, &event.data) {
         (EventType::LinkCreated, EventData::LinkCreated(e)) => link_created(e),
-        (t, EventData::Consent(e)) if t != EventType::ConsentExpiring => consent(e)?,
+        (t, EventData::Consent(e)) if t != EventType::ConsentExpiring => consent(t, e)?,
         (t, EventData::Product(e)) => product(t, e)?,
         (t, _) => return Err(RenderError::PayloadMismatch(t)),
     };
@@ -126,6 +126,38 @@ pub(crate) fn render(event: &Event, ctx: &Context) -> Result<Rendered, RenderErr
 pub fn klavi_signature(secret: &str, body: &[u8]) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
     wire::hex(hmac::sign(&key, body).as_ref())
+}
+
+/// `X-Klavi-Signature` under every active secret: one hex signature per secret, the newest
+/// first, space-separated — during a rotation's overlap both, as the Standard Webhooks header
+/// carries both. Outside a rotation it is the single signature Klavi's receivers expect.
+pub fn klavi_signatures(secrets: &[&str], body: &[u8]) -> String {
+    secrets
+        .iter()
+        .map(|s| klavi_signature(s, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether any of the space-separated hex signatures of an `X-Klavi-Signature` header is the
+/// HMAC of `body` under `secret`, compared in constant time: what a receiver does during a
+/// rotation, with the new secret (or the old, until the overlap ends).
+pub fn verify_klavi(secret: &str, header: &str, body: &[u8]) -> bool {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    header
+        .split(' ')
+        .filter_map(unhex)
+        .any(|tag| hmac::verify(&key, body, &tag).is_ok())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 fn event_name(t: EventType) -> Option<&'static str> {
@@ -176,14 +208,20 @@ fn link_created(e: &LinkCreated) -> Parts<'_> {
     (payload, e.customer.external_info.as_ref())
 }
 
-fn consent(e: &ConsentChanged) -> Result<Parts<'_>, RenderError> {
+fn consent(t: EventType, e: &ConsentChanged) -> Result<Parts<'_>, RenderError> {
     let c = &e.consent;
+    // An expired consent grants nothing any more, and Klavi's example says so; a revoked or
+    // deleted one keeps what it had granted, as Klavi's examples show.
+    let granted: &[Permission] = match t {
+        EventType::ConsentExpired => &[],
+        _ => &c.permissions_granted,
+    };
     let consents = Consents {
         consent_id: &c.id,
         external_track_id: c.external_track_id.as_deref().unwrap_or(""),
         institution_code: &e.provider.code,
         permissions_apply: c.permissions_requested.iter().map(permission).collect(),
-        permissions_granted: c.permissions_granted.iter().map(permission).collect(),
+        permissions_granted: granted.iter().map(permission).collect(),
         expire_at: c
             .expires_at
             .map(wire::millis_z)
@@ -269,6 +307,27 @@ mod tests {
             klavi_signature("other-secret", br#"[{"eventType":"api"}]"#),
             KNOWN_ANSWER
         );
+    }
+
+    /// During a rotation the header carries both signatures and either secret verifies it;
+    /// a tampered body, a foreign secret or a mangled header does not.
+    #[test]
+    fn either_secret_verifies_a_rotation_header() {
+        let body = br#"[{"eventType":"api"}]"#;
+        let both = klavi_signatures(&["klavi-secret", "old-secret"], body);
+        assert_eq!(both.split(' ').next(), Some(KNOWN_ANSWER));
+        assert!(verify_klavi("klavi-secret", &both, body));
+        assert!(verify_klavi("old-secret", &both, body));
+        assert!(!verify_klavi("other-secret", &both, body));
+        assert!(!verify_klavi(
+            "klavi-secret",
+            &both,
+            br#"[{"eventType":"apx"}]"#
+        ));
+        assert!(verify_klavi("klavi-secret", KNOWN_ANSWER, body));
+        assert!(!verify_klavi("klavi-secret", &KNOWN_ANSWER[1..], body));
+        assert!(!verify_klavi("klavi-secret", "", body));
+        assert_eq!(klavi_signatures(&["klavi-secret"], body), KNOWN_ANSWER);
     }
 
     const KNOWN_ANSWER: &str = "d422f3768ed01715f766e7a8a57f99aff07334e2055d4922cca2a06744cd1806";

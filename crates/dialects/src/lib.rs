@@ -113,7 +113,8 @@ impl Dialect {
             _ if !answers_requests => true,
             RefreshTrigger::Manual => true,
             RefreshTrigger::FirstImport => self == Self::Yodlee,
-            RefreshTrigger::Scheduled => false,
+            // Neither asked for by the client: reported only to endpoints that opt in.
+            RefreshTrigger::Scheduled | RefreshTrigger::BankNotification => false,
         }
     }
 
@@ -311,6 +312,8 @@ mod tests {
         assert!(!Dialect::Bud.reports_refresh(T::RefreshCompleted, R::FirstImport));
         assert!(!Dialect::Tatra.reports_refresh(T::AccountsUpdated, R::FirstImport));
         assert!(Dialect::Tatra.reports_refresh(T::TransactionsNew, R::Scheduled));
+        assert!(Dialect::Tatra.reports_refresh(T::TransactionsNew, R::BankNotification));
+        assert!(!Dialect::Tatra.reports_refresh(T::AccountsUpdated, R::BankNotification));
         assert!(Dialect::Yodlee.reports_refresh(T::RefreshProgress, R::FirstImport));
         assert!(!Dialect::Yodlee.reports_refresh(T::RefreshProviderCompleted, R::Scheduled));
     }

@@ -171,7 +171,7 @@ fn provider_account<'a>(
         created_date: time(s.link.created_at)?,
         aggregation_source: match trigger {
             RefreshTrigger::Manual | RefreshTrigger::FirstImport => "USER",
-            RefreshTrigger::Scheduled => "SYSTEM",
+            RefreshTrigger::Scheduled | RefreshTrigger::BankNotification => "SYSTEM",
         },
         status,
         request_id: &s.request_id,

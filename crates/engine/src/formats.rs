@@ -12,7 +12,9 @@
 //! vendor's way (`freshet_dialects::render_test`), so a test exercises the receiver's parsing
 //! and verification the way real events will without looking like one.
 
-use freshet_dialects::{Context, Dialect, Rendered, render, render_test, standard_signature};
+use freshet_dialects::{
+    Context, Dialect, Rendered, klavi::klavi_signatures, render, render_test, standard_signature,
+};
 pub use freshet_dialects::{VerifyError, new_secret, verify_standard};
 use freshet_model::{
     EventType,
@@ -47,14 +49,23 @@ pub fn prepare(claim: &Claim, now: OffsetDateTime, keys: &KeySet) -> Result<Outg
     };
 
     let timestamp = now.unix_timestamp();
-    let signatures = endpoint
-        .signing_secrets(now)
-        .into_iter()
+    let secrets = endpoint.signing_secrets(now);
+    let signatures = secrets
+        .iter()
         .map(|s| standard_signature(s, &msg_id, timestamp, &rendered.body))
         .collect::<Result<Vec<_>, _>>()?;
     let mut headers = Vec::with_capacity(rendered.headers.len() + 3);
     for (name, value) in rendered.headers {
         set_header(&mut headers, name, value);
+    }
+    if headers.iter().any(|(n, _)| n == KLAVI_SIGNATURE) {
+        // The dialect signs with the current secret; during a rotation's overlap Klavi's
+        // header, like the Standard Webhooks one, carries one signature per active secret.
+        set_header(
+            &mut headers,
+            KLAVI_SIGNATURE,
+            klavi_signatures(&secrets, &rendered.body),
+        );
     }
     set_header(&mut headers, "webhook-id", msg_id);
     set_header(&mut headers, "webhook-timestamp", timestamp.to_string());
@@ -66,6 +77,8 @@ pub fn prepare(claim: &Claim, now: OffsetDateTime, keys: &KeySet) -> Result<Outg
         timeout: policy_for(&endpoint.dialect, None).timeout,
     })
 }
+
+const KLAVI_SIGNATURE: &str = "x-klavi-signature";
 
 /// A body fixed when the delivery was created (a data product for its callback URL): sent as
 /// is, as JSON, signed like every other delivery.
@@ -127,7 +140,11 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
 
 #[cfg(test)]
 mod tests {
-    use freshet_dialects::{BudSigningKey, klavi::klavi_signature, verify_bud};
+    use freshet_dialects::{
+        BudSigningKey,
+        klavi::{klavi_signature, verify_klavi},
+        verify_bud,
+    };
     use freshet_model::{
         ApplicationId,
         webhooks::{Delivery, DeliveryId, DeliveryStatus, EndpointId, EventId, WebhookEndpoint},
@@ -276,9 +293,28 @@ mod tests {
             body[0]["partnerAppId"],
             c.endpoint.application_id.to_string()
         );
+        // The claim's endpoint is mid-rotation: one signature per secret, the new one first.
+        let klavi = header(&out, "x-klavi-signature").unwrap();
+        assert_eq!(
+            klavi,
+            format!(
+                "{} {}",
+                klavi_signature(&c.endpoint.secret, &out.body),
+                klavi_signature(c.endpoint.previous_secret.as_ref().unwrap(), &out.body)
+            )
+        );
+        for secret in [
+            &c.endpoint.secret,
+            c.endpoint.previous_secret.as_ref().unwrap(),
+        ] {
+            assert!(verify_klavi(secret, klavi, &out.body));
+        }
+        c.endpoint.previous_secret_until = Some(now - Duration::seconds(1));
+        let out = prepare(&c, now, &keys).unwrap();
         assert_eq!(
             header(&out, "x-klavi-signature"),
-            Some(klavi_signature(&c.endpoint.secret, &out.body).as_str())
+            Some(klavi_signature(&c.endpoint.secret, &out.body).as_str()),
+            "one signature once the overlap ended"
         );
         c.endpoint.partner_app_id = Some("12345678".into());
         let out = prepare(&c, now, &keys).unwrap();
@@ -319,10 +355,12 @@ mod tests {
                     .unwrap();
                 }
                 Dialect::Klavi => {
-                    assert_eq!(
-                        klavi,
-                        Some(klavi_signature(&c.endpoint.secret, &out.body).as_str())
-                    );
+                    for secret in [
+                        &c.endpoint.secret,
+                        c.endpoint.previous_secret.as_ref().unwrap(),
+                    ] {
+                        assert!(verify_klavi(secret, klavi.unwrap(), &out.body));
+                    }
                     assert!(header(&out, "x-klavi-timestamp").is_some());
                 }
                 _ => assert_eq!((bud, klavi), (None, None), "{dialect}"),

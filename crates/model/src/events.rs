@@ -220,6 +220,9 @@ pub enum RefreshTrigger {
     /// The consent's first import after the customer authorised it (started by the scheduler,
     /// which takes a consent's refreshes as first imports until one has succeeded).
     FirstImport,
+    /// The bank notified freshet of new transactions on the consent's accounts (a provider with
+    /// `push`): refreshed at once, without spending the consent's unattended budget.
+    BankNotification,
 }
 
 /// A consent's id and expiry, as Bud's `consent_details[]` lists them.

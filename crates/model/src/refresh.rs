@@ -221,13 +221,19 @@ impl RefreshTrigger {
             Self::Manual => "manual",
             Self::Scheduled => "scheduled",
             Self::FirstImport => "first_import",
+            Self::BankNotification => "bank_notification",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Manual, Self::Scheduled, Self::FirstImport]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Manual,
+            Self::Scheduled,
+            Self::FirstImport,
+            Self::BankNotification,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 

@@ -81,6 +81,27 @@ pub struct Consent {
     /// Berlin Group: the `TPP-Redirect-URI` it was created with, which the strict banks'
     /// OAuth authorisation request must name.
     pub redirect_uri: Option<String>,
+    /// Berlin Group: the `TPP-Notification-URI` it was created with, where the bank posts
+    /// when new transactions reach the consent's accounts.
+    pub notification_uri: Option<String>,
+}
+
+/// A notification owed to a TPP: new transactions on these accounts of its consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    pub uri: String,
+    pub consent_id: String,
+    pub account_ids: Vec<String>,
+}
+
+/// How long after notifying a TPP the bank does not count its calls for that consent against
+/// the unattended budget: the bank asked to be called.
+const NOTIFIED_GRACE: time::Duration = time::Duration::minutes(5);
+
+/// The calls a notification pays for: one per endpoint, until `until`.
+struct Notified {
+    until: OffsetDateTime,
+    used: std::collections::HashSet<String>,
 }
 
 impl Consent {
@@ -163,6 +184,8 @@ struct State {
     added: HashMap<(&'static str, String), Vec<Txn>>,
     /// Transaction-list fetches per account, for the dates that shift between fetches.
     fetches: HashMap<String, u32>,
+    /// Consents whose TPP was notified of new transactions, by consent id.
+    notified: HashMap<String, Notified>,
 }
 
 /// The sandbox banks: cheap to clone, shared by every handler.
@@ -174,6 +197,8 @@ pub struct Sandbox {
     pub(crate) strict: Option<Arc<crate::strict::Strict>>,
     /// API calls answered, faults included: what a benchmark reports as bank calls.
     calls: Arc<std::sync::atomic::AtomicU64>,
+    /// Posts notifications to TPPs.
+    pub(crate) http: reqwest::Client,
 }
 
 /// Access tokens live this long.
@@ -186,6 +211,11 @@ impl Sandbox {
             state: Arc::default(),
             calls: Arc::default(),
             strict: None,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("an HTTP client"),
         }
     }
 
@@ -251,6 +281,7 @@ impl Sandbox {
             access: serde_json::Value::Null,
             frequency_per_day: 4,
             redirect_uri: None,
+            notification_uri: None,
         };
         fill(&mut consent);
         st.consents.insert(id, consent.clone());
@@ -293,6 +324,11 @@ impl Sandbox {
         }
         consent.state = ConsentState::Authorised;
         consent.customer = Some(customer.to_string());
+        // The bank grants only what it offers: an Open Finance Brasil consent's answer then
+        // lists fewer permissions than were asked for.
+        if bank.standard == Standard::OpenFinanceBrasil {
+            consent.permissions.retain(|p| crate::brasil::offered(p));
+        }
         let recurring = consent.recurring && bank.standard == Standard::BerlinGroup;
         if recurring {
             for other in st.consents.values_mut() {
@@ -400,7 +436,9 @@ impl Sandbox {
             ConsentState::Authorised => {}
             other => return Err(Denied::Consent(other)),
         }
-        if let Some(endpoint) = endpoint.filter(|_| !present) {
+        if let Some(endpoint) = endpoint.filter(|_| !present)
+            && !paid_by_notification(&mut st, &consent.id, endpoint, now)
+        {
             let used = st
                 .usage
                 .entry((consent.id.clone(), now.date(), endpoint.to_string()))
@@ -496,13 +534,53 @@ impl Sandbox {
     }
 
     /// Adds `count` transactions dated today to every account of every authorised consent
-    /// at `bank`; returns the accounts touched.
+    /// at `bank`; returns the accounts touched, and the notifications owed to the TPPs of the
+    /// consents that asked for them (a `TPP-Notification-URI`). A notified consent's next
+    /// call to each endpoint, within a few minutes, is not counted against its unattended
+    /// budget.
     pub fn add_transactions(
         &self,
         bank: &'static Bank,
         count: u32,
         state: TxnState,
-    ) -> Vec<String> {
+    ) -> (Vec<String>, Vec<Notification>) {
+        let touched = self.add_to_accounts(bank, count, state);
+        let mut st = self.state();
+        let now = crate::now();
+        let mut owed: Vec<Notification> = st
+            .consents
+            .values()
+            .filter(|c| c.bank.id == bank.id && c.state == ConsentState::Authorised)
+            .filter(|c| !c.expired(now))
+            .filter_map(|c| {
+                let uri = c.notification_uri.clone()?;
+                let customer = c.customer.as_deref()?;
+                let account_ids: Vec<String> = data::accounts(self.config.seed, bank, customer)
+                    .into_iter()
+                    .map(|a| a.id)
+                    .filter(|id| touched.contains(id))
+                    .collect();
+                (!account_ids.is_empty()).then(|| Notification {
+                    uri,
+                    consent_id: c.id.clone(),
+                    account_ids,
+                })
+            })
+            .collect();
+        owed.sort_by(|a, b| a.consent_id.cmp(&b.consent_id));
+        for n in &owed {
+            st.notified.insert(
+                n.consent_id.clone(),
+                Notified {
+                    until: now + NOTIFIED_GRACE,
+                    used: Default::default(),
+                },
+            );
+        }
+        (touched, owed)
+    }
+
+    fn add_to_accounts(&self, bank: &'static Bank, count: u32, state: TxnState) -> Vec<String> {
         let mut st = self.state();
         let today = crate::now().date();
         let mut customers: Vec<String> = st
@@ -685,6 +763,20 @@ fn issue(st: &mut State, consent: &str, cnf: Option<&str>) -> (String, String) {
     st.refresh_tokens
         .insert(refresh.clone(), consent.to_string());
     (access, refresh)
+}
+
+/// Whether a notification to the TPP pays for this call: the first to each endpoint while it
+/// is fresh.
+fn paid_by_notification(
+    st: &mut State,
+    consent: &str,
+    endpoint: &str,
+    now: OffsetDateTime,
+) -> bool {
+    st.notified
+        .get_mut(consent)
+        .filter(|n| n.until > now)
+        .is_some_and(|n| n.used.insert(endpoint.to_string()))
 }
 
 fn drop_tokens(st: &mut State, consent: &str) {

@@ -229,6 +229,8 @@ async fn create_consent(
         c.frequency_per_day = frequency as u32;
         c.expires_at = Some((valid_until + time::Duration::DAY).midnight().assume_utc());
         c.redirect_uri = header(&headers, "tpp-redirect-uri").map(str::to_string);
+        // Where the bank notifies the TPP of new transactions (docs/sandbox.md).
+        c.notification_uri = header(&headers, "tpp-notification-uri").map(str::to_string);
     });
     let self_url = format!("{}/v1/consents/{}", call.api_base(), consent.id);
     let paths = call.bank.paths(&call.root);

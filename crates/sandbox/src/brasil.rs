@@ -60,6 +60,12 @@ const PERMISSIONS: &[&str] = &[
     "RESOURCES_READ",
 ];
 
+/// Whether the Brasil bank offers what `permission` reads: it has accounts, no credit cards,
+/// so a consent asking for card data is granted without it.
+pub(crate) fn offered(permission: &str) -> bool {
+    !permission.starts_with("CREDIT_CARDS_")
+}
+
 fn fail(status: StatusCode, code: &str, text: &str) -> Response {
     error(Standard::OpenFinanceBrasil, status, code, text, None)
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::{
     Sandbox,
-    bank::{Fault, FaultKind},
+    bank::{Fault, FaultKind, Notification},
     catalogue::{BANKS, Bank, bank},
     data::TxnState,
     web,
@@ -219,8 +219,28 @@ async fn add_transactions(State(sb): State<Sandbox>, body: Bytes) -> Response {
         Some(StatusIn::Pending) => TxnState::Pending,
         _ => TxnState::Booked,
     };
-    let accounts = sb.add_transactions(bank, t.count, state);
-    (StatusCode::CREATED, Json(json!({"provider_id": bank.id, "added": accounts.len() as u64 * u64::from(t.count), "account_ids": accounts}))).into_response()
+    let (accounts, owed) = sb.add_transactions(bank, t.count, state);
+    let notified = owed.len();
+    for n in owed {
+        tokio::spawn(notify(sb.http.clone(), n));
+    }
+    (StatusCode::CREATED, Json(json!({"provider_id": bank.id, "added": accounts.len() as u64 * u64::from(t.count), "account_ids": accounts, "notified": notified}))).into_response()
+}
+
+/// Tells a TPP that new transactions reached its consent's accounts, at the
+/// `TPP-Notification-URI` it gave: `{"consentId", "accountIds"}`. One attempt; the TPP's next
+/// scheduled refresh finds the transactions anyway.
+async fn notify(http: reqwest::Client, n: Notification) {
+    let body = json!({"consentId": n.consent_id, "accountIds": n.account_ids});
+    match http.post(&n.uri).json(&body).send().await {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            tracing::warn!(consent = %n.consent_id, status = %r.status(), "the TPP refused the notification")
+        }
+        Err(e) => {
+            tracing::warn!(consent = %n.consent_id, error = %e, "the notification did not reach the TPP")
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -447,6 +447,29 @@ impl Store {
         })
     }
 
+    /// The consent a bank knows as `bank_consent_id`, whatever its application: for a bank's
+    /// notification, which names the consent in the bank's words. The newest, should a bank
+    /// ever reuse an id.
+    pub async fn consent_by_bank_id(
+        &self,
+        provider_id: &str,
+        bank_consent_id: &str,
+    ) -> Result<Option<Consent>> {
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                consent_columns!(),
+                " FROM consents WHERE provider_id = $1 AND bank_consent_id = $2 \
+                 ORDER BY created_at DESC LIMIT 1"
+            ))
+            .bind(provider_id)
+            .bind(bank_consent_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(row.as_ref().map(consent_from_row).transpose()?)
+        })
+    }
+
     /// Any consent by id, whatever its application: for the engines, never for the API.
     pub async fn consent(&self, id: ConsentId) -> Result<Option<Consent>> {
         on_pool!(self, read, |pool| {

@@ -24,6 +24,8 @@ pub struct ConsentData {
     pub status: String,
     pub expiration_date_time: Timestamp,
     pub rejection: Option<Rejection>,
+    /// What the consent grants (required by the standard; read leniently).
+    pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

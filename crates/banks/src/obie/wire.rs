@@ -23,6 +23,8 @@ pub struct ConsentData {
     pub consent_id: String,
     pub status: String,
     pub expiration_date_time: Option<Timestamp>,
+    /// What the consent grants (required by the standard; read leniently).
+    pub permissions: Option<Vec<String>>,
 }
 
 /// A page of a list: `OBReadAccount6`, `OBReadBalance1`, `OBReadTransaction6`.

@@ -207,3 +207,22 @@ fn absent_customer_fields_render_empty() {
     assert_eq!(body[0]["payload"]["businessTaxId"], "11222333000181");
     assert_eq!(body[0]["payload"]["requestBody"]["taxId"], "11222333000181");
 }
+
+/// freshet's expired consent still records what it had granted; Klavi's `consent_expired` says
+/// an expired consent grants nothing, while a revoked one keeps its grant, as the seed shows.
+#[test]
+fn an_expired_consent_grants_nothing() {
+    use Permission::*;
+    let granted = [RegistrationAll, AccountsAll];
+    let expired = consent(EventType::ConsentExpired, ConsentStatus::Expired, &granted);
+    let (body, _) = render_json(Dialect::Klavi, &expired, &ctx());
+    let consents = &body[0]["payload"]["consents"];
+    assert_eq!(consents["permissionsGranted"], json!([]));
+    assert_eq!(consents["permissionsApply"].as_array().unwrap().len(), 5);
+    let revoked = consent(EventType::ConsentRevoked, ConsentStatus::Revoked, &granted);
+    let (body, _) = render_json(Dialect::Klavi, &revoked, &ctx());
+    assert_eq!(
+        body[0]["payload"]["consents"]["permissionsGranted"],
+        json!(["REGISTRATION_ALL", "ACCOUNTS_ALL"])
+    );
+}

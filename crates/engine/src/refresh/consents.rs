@@ -59,6 +59,7 @@ impl Refresher {
                 customer_tax_id: customer.personal_tax_id.clone(),
                 customer_ip: req.customer_ip.clone(),
                 redirect_uri: Some(redirect_uri.clone()),
+                notification_uri: self.notification_uri(provider),
             })
             .await
             .map_err(RefreshError::Bank)?;
@@ -248,10 +249,10 @@ impl Refresher {
             }
         };
         let now = freshet_model::time::now();
-        let expires_at = self.granted_expiry(connector, &consent, &tokens, now).await;
+        let (expires_at, granted) = self.granted(connector, &consent, &tokens, now).await;
         let authorised = Consent {
             status: ConsentStatus::Authorised,
-            permissions_granted: consent.permissions_requested.clone(),
+            permissions_granted: granted,
             authorisation_url: None,
             expires_at,
             authorised_at: Some(now),
@@ -300,16 +301,18 @@ impl Refresher {
         })
     }
 
-    /// The expiry the bank actually granted, read back once the customer authorised: banks
-    /// shorten what was asked (Berlin Group's `validUntil`). What was known before stands if
-    /// the bank does not say.
-    async fn granted_expiry(
+    /// The expiry and the permission groups the bank actually granted, read back once the
+    /// customer authorised: banks shorten what was asked (Berlin Group's `validUntil`) and
+    /// grant less (an Open Finance Brasil bank drops the products the customer does not hold).
+    /// What was known before stands where the bank does not say: the expiry asked for, and the
+    /// permissions requested.
+    async fn granted(
         &self,
         connector: &freshet_banks::Connector,
         consent: &Consent,
         tokens: &freshet_banks::Tokens,
         now: time::OffsetDateTime,
-    ) -> Option<time::OffsetDateTime> {
+    ) -> (Option<time::OffsetDateTime>, Vec<Permission>) {
         let session = freshet_banks::Session {
             bank_consent_id: &consent.bank_consent_id,
             access_token: &tokens.access_token,
@@ -317,10 +320,15 @@ impl Refresher {
             auth_date: Some(now),
         };
         match connector.consent_details(&session).await {
-            Ok(details) => details.expires_at.or(consent.expires_at),
+            Ok(details) => (
+                details.expires_at.or(consent.expires_at),
+                details
+                    .permissions
+                    .unwrap_or_else(|| consent.permissions_requested.clone()),
+            ),
             Err(e) => {
-                tracing::warn!(consent = %consent.id, error = %e, "the bank did not say when the consent expires");
-                consent.expires_at
+                tracing::warn!(consent = %consent.id, error = %e, "the bank did not say what the consent grants");
+                (consent.expires_at, consent.permissions_requested.clone())
             }
         }
     }

@@ -12,7 +12,7 @@ use freshet_model::{
     ConsentStatus, EventType, ResultCode,
     events::{
         AccountNewTransactions, AccountsUpdated, ConsentChanged, EventData, ProviderCompleted,
-        RefreshCompleted, TaskStatus, TransactionsNew,
+        RefreshCompleted, RefreshTrigger, TaskStatus, TransactionsNew,
     },
     refresh::{AccountId, Consent, SubTask},
 };
@@ -165,10 +165,12 @@ async fn end_consent(
         consent_now.reconnect_required = reconnect_now;
     }
     // Asking for data without the customer present spends one of the day's unattended
-    // refreshes, whether or not the bank then answered.
+    // refreshes, whether or not the bank then answered — unless the bank itself asked to be
+    // called, by notifying freshet of new transactions.
+    let spends = sub.customer_ip.is_none() && sub.trigger != RefreshTrigger::BankNotification;
     let mut consent_end = RefreshEnd {
         next_refresh: None,
-        unattended_on: (end.asked_for_data && sub.customer_ip.is_none()).then(|| now.date()),
+        unattended_on: (end.asked_for_data && spends).then(|| now.date()),
     };
     if end.failure.is_none() {
         consent_now.last_refreshed_at = Some(now);

@@ -21,7 +21,7 @@ use std::{sync::Arc, time::Duration};
 use freshet_banks::{BankError, Connector, Provider};
 use freshet_model::{
     ApplicationId, Customer, CustomerId, EventType,
-    events::{EventData, Permission},
+    events::{EventData, Permission, RefreshTrigger},
     refresh::{Consent, SubTask},
 };
 use freshet_store::{StoreError, Tx};
@@ -53,6 +53,8 @@ pub struct RefreshConfig {
     pub max_attempts: i64,
     /// Where banks send the customer back: freshet's `/v1/consents/callback`.
     pub callback_url: String,
+    /// This node's public URL: banks with `push` notify `{public_url}/v1/banks/{id}/notifications`.
+    pub public_url: String,
     pub node: String,
 }
 
@@ -68,6 +70,7 @@ impl Default for RefreshConfig {
             tick: Duration::from_secs(10),
             max_attempts: 3,
             callback_url: "http://127.0.0.1:8080/v1/consents/callback".into(),
+            public_url: "http://127.0.0.1:8080".into(),
             node: "freshet".into(),
         }
     }
@@ -117,6 +120,8 @@ pub struct RefreshRequest {
     pub to: Option<Date>,
     /// The customer is present: sent to the bank, and the calls are exempt from its budget.
     pub customer_ip: Option<String>,
+    /// What asked for it: a client (the default), or the bank's own notification.
+    pub trigger: RefreshTrigger,
 }
 
 /// What the bank sent the customer back with: the query of the plain flow, or the fragment
@@ -192,6 +197,17 @@ impl Refresher {
 
     fn bank(&self, id: &str) -> Option<&(Provider, Connector)> {
         self.inner.banks.iter().find(|(p, _)| p.id == id)
+    }
+
+    /// Where a provider with `push` notifies this node of a consent's news.
+    fn notification_uri(&self, provider: &Provider) -> Option<String> {
+        provider.push.then(|| {
+            format!(
+                "{}/v1/banks/{}/notifications",
+                self.inner.config.public_url.trim_end_matches('/'),
+                provider.id
+            )
+        })
     }
 
     fn store(&self) -> &freshet_store::Store {

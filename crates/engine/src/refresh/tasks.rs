@@ -95,9 +95,50 @@ impl Refresher {
             customer_ip,
             ..Default::default()
         };
+        self.refresh_one(&consent, req).await
+    }
+
+    /// The bank notified freshet of new transactions on a consent's accounts (a provider with
+    /// `push`): refreshes that consent now, as [`RefreshTrigger::BankNotification`], which
+    /// spends none of its unattended budget. Only an authorised consent of that provider is
+    /// refreshed; a refresh of it already under way is joined.
+    pub async fn bank_notification(
+        &self,
+        provider_id: &str,
+        bank_consent_id: &str,
+    ) -> Result<(TaskView, SubTaskId), RefreshError> {
+        if !self.bank(provider_id).is_some_and(|(p, _)| p.push) {
+            return Err(RefreshError::NotFound("provider sending notifications"));
+        }
+        let consent = self
+            .store()
+            .consent_by_bank_id(provider_id, bank_consent_id)
+            .await?
+            .ok_or(RefreshError::NotFound("consent"))?;
+        if consent.status != ConsentStatus::Authorised {
+            return Err(invalid(
+                "consentId",
+                format!("the consent is {}, not authorised", consent.status.as_str()),
+            ));
+        }
+        let req = RefreshRequest {
+            trigger: RefreshTrigger::BankNotification,
+            ..Default::default()
+        };
+        self.refresh_one(&consent, req).await
+    }
+
+    /// Joins the unfinished task refreshing `consent`, or starts one; returns the task and
+    /// the consent's sub-task.
+    async fn refresh_one(
+        &self,
+        consent: &Consent,
+        req: RefreshRequest,
+    ) -> Result<(TaskView, SubTaskId), RefreshError> {
+        let (app, id) = (consent.application_id, consent.id);
         let has_it = |subs: &[SubTask]| subs.iter().any(|s| s.consent_id == id);
         let view = self
-            .join_or_start(app, consent.customer_id, &[&consent], &req, has_it)
+            .join_or_start(app, consent.customer_id, &[consent], &req, has_it)
             .await?;
         let sub = view
             .1
@@ -135,15 +176,7 @@ impl Refresher {
             if tries < 4 && tx.open_task_ids(app, customer).await? != seen {
                 continue;
             }
-            let view = insert_task(
-                &mut tx,
-                app,
-                customer,
-                consents,
-                req,
-                RefreshTrigger::Manual,
-            )
-            .await?;
+            let view = insert_task(&mut tx, app, customer, consents, req, req.trigger).await?;
             tx.commit().await?;
             self.inner.wake.notify_one();
             return Ok(view);

@@ -66,6 +66,11 @@ impl Bank {
 
     /// Creates a consent and returns the response.
     pub async fn create_consent(&self, bank_id: &str) -> Response {
+        self.create_consent_with(bank_id, &[]).await
+    }
+
+    /// Creates a consent, the request carrying `headers` too, and returns the response.
+    pub async fn create_consent_with(&self, bank_id: &str, headers: &[(&str, &str)]) -> Response {
         let b = bank(bank_id).unwrap();
         let (path, body) = match b.standard {
             Standard::Obie => (
@@ -81,11 +86,11 @@ impl Bank {
                 json!({"data": {"loggedUser": {"document": {"identification": "76109277673", "rel": "CPF"}}, "permissions": ["ACCOUNTS_READ", "ACCOUNTS_BALANCES_READ", "ACCOUNTS_TRANSACTIONS_READ", "RESOURCES_READ"], "expirationDateTime": expiry()}}),
             ),
         };
-        self.call(Method::POST, bank_id, path, None, None)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
+        let mut req = self.call(Method::POST, bank_id, path, None, None);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.json(&body).send().await.unwrap()
     }
 
     pub fn consent_id(standard: Standard, body: &Value) -> String {
@@ -137,15 +142,9 @@ impl Bank {
             .unwrap()
     }
 
-    /// Creates, approves and exchanges: a consent ready for data calls.
-    pub async fn open(&self, bank_id: &str, customer: Option<&str>) -> Opened {
-        let created = self.create_consent(bank_id).await;
-        assert_eq!(created.status(), StatusCode::CREATED);
-        let consent_id = Self::consent_id(
-            bank(bank_id).unwrap().standard,
-            &created.json().await.unwrap(),
-        );
-        let decided = self.decide(bank_id, &consent_id, customer, "approve").await;
+    /// Approves a consent as `customer` and exchanges the code: its access token.
+    pub async fn approve(&self, bank_id: &str, consent_id: &str, customer: Option<&str>) -> String {
+        let decided = self.decide(bank_id, consent_id, customer, "approve").await;
         assert_eq!(decided.status(), StatusCode::SEE_OTHER);
         let location = decided.headers()["location"].to_str().unwrap().to_string();
         let code = url::Url::parse(&location)
@@ -155,10 +154,29 @@ impl Bank {
             .map(|(_, v)| v.into_owned())
             .expect("a code");
         let tokens: Value = self.token(bank_id, &code).await.json().await.unwrap();
-        Opened {
-            consent_id,
-            token: tokens["access_token"].as_str().unwrap().to_string(),
-        }
+        tokens["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates, approves and exchanges: a consent ready for data calls.
+    pub async fn open(&self, bank_id: &str, customer: Option<&str>) -> Opened {
+        self.open_with(bank_id, customer, &[]).await
+    }
+
+    /// Like [`Bank::open`], the consent created with `headers` too.
+    pub async fn open_with(
+        &self,
+        bank_id: &str,
+        customer: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Opened {
+        let created = self.create_consent_with(bank_id, headers).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let consent_id = Self::consent_id(
+            bank(bank_id).unwrap().standard,
+            &created.json().await.unwrap(),
+        );
+        let token = self.approve(bank_id, &consent_id, customer).await;
+        Opened { consent_id, token }
     }
 
     /// A data call for an opened consent.
