@@ -394,7 +394,11 @@ pub async fn a_series_recorded_together_leaves_one_by_one(db: &TestDb) {
     let mut tx = db.store.begin().await.unwrap();
     tx.record_events(&batch).await.unwrap();
     tx.commit().await.unwrap();
-    let parked = db.store.list_event_deliveries(a, events[2].id).await.unwrap();
+    let parked = db
+        .store
+        .list_event_deliveries(a, events[2].id)
+        .await
+        .unwrap();
     assert_eq!(parked[0].next_attempt_at, freshet_store::PARKED);
     for (i, outcome) in [Outcome::Succeeded, Outcome::Dead, Outcome::Succeeded]
         .into_iter()
