@@ -133,6 +133,18 @@ pub struct ServeArgs {
     /// it is answered 429. 0 switches this off [default: 30].
     #[arg(long, env = "FRESHET_AUTH_FAILURES_PER_MINUTE")]
     pub auth_failures_per_minute: Option<u32>,
+    /// Days events (with their deliveries and attempts) and the accounts and transactions of
+    /// ended consents are kept, unless an application sets its own; 0 keeps them forever
+    /// [default: 30].
+    #[arg(long, env = "FRESHET_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Seconds between the retention task's passes [default: 60].
+    #[arg(long, env = "FRESHET_RETENTION_EVERY_SECONDS")]
+    pub retention_every_seconds: Option<u64>,
+    /// The retention period in seconds, replacing --retention-days: for tests and benches
+    /// that cannot wait days.
+    #[arg(long, env = "FRESHET_RETENTION_SECONDS", hide = true)]
+    pub retention_seconds: Option<u64>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -165,7 +177,13 @@ pub struct FileConfig {
     pub body_idle_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: Option<u32>,
+    pub retention_days: Option<u32>,
+    pub retention_every_seconds: Option<u64>,
+    pub retention_seconds: Option<u64>,
 }
+
+/// Seconds in a day.
+const DAY: u64 = 24 * 3600;
 
 /// Where the development profile keeps a generated admin token when none is configured.
 pub const ADMIN_TOKEN_FILE: &str = "freshet-admin-token";
@@ -208,6 +226,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Failed authentications per client address and minute; 0: unlimited.
     pub auth_failures_per_minute: u32,
+    /// How long data is kept when its application sets no period; `None`: forever.
+    pub retention: Option<Duration>,
+    /// How often the retention task runs.
+    pub retention_every: Duration,
 }
 
 impl Config {
@@ -240,6 +262,8 @@ impl Config {
             body_idle_timeout: Duration::from_secs(30),
             max_connections: 4096,
             auth_failures_per_minute: freshet_api::throttle::DEFAULT_PER_MINUTE,
+            retention: Some(Duration::from_secs(30 * DAY)),
+            retention_every: Duration::from_secs(60),
         }
     }
 
@@ -363,12 +387,35 @@ impl Config {
                 .auth_failures_per_minute
                 .or(file.auth_failures_per_minute)
                 .unwrap_or(d.auth_failures_per_minute),
+            retention: match (
+                args.retention_seconds.or(file.retention_seconds),
+                args.retention_days.or(file.retention_days),
+            ) {
+                (Some(0), _) | (None, Some(0)) => None,
+                (Some(secs), _) => Some(Duration::from_secs(secs)),
+                (None, Some(days)) => Some(Duration::from_secs(u64::from(days) * DAY)),
+                (None, None) => d.retention,
+            },
+            retention_every: args
+                .retention_every_seconds
+                .or(file.retention_every_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.retention_every),
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self
+            .retention
+            .is_some_and(|r| r > Duration::from_secs(36_500 * DAY))
+        {
+            bail!("retention_days: must be at most 36500 (0 keeps data forever)");
+        }
+        if self.retention_every.is_zero() {
+            bail!("retention_every_seconds: must be at least 1");
+        }
         let url = self.database_url.expose_secret();
         if !["sqlite:", "postgres://", "postgresql://"]
             .iter()
@@ -468,7 +515,7 @@ impl Config {
              refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
              default_consent_days = {}\nproviders = {}\n\
              header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}\n\
-             auth_failures_per_minute = {}",
+             auth_failures_per_minute = {}\nretention_days = {}\nretention_every_seconds = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -495,6 +542,12 @@ impl Config {
             self.body_idle_timeout.as_secs(),
             self.max_connections,
             self.auth_failures_per_minute,
+            self.retention
+                .map_or("0 (kept forever)".to_string(), |r| format!(
+                    "{}",
+                    r.as_secs_f64() / DAY as f64
+                )),
+            self.retention_every.as_secs(),
         )
     }
 }
@@ -563,6 +616,39 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_is_thirty_days_unless_set_and_zero_keeps_everything() {
+        let c = Config::merge(ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.retention, Some(Duration::from_secs(30 * DAY)));
+        let file = FileConfig {
+            retention_days: Some(7),
+            ..Default::default()
+        };
+        let c = Config::merge(ServeArgs::default(), file).unwrap();
+        assert_eq!(c.retention, Some(Duration::from_secs(7 * DAY)));
+        let args = ServeArgs {
+            retention_days: Some(0),
+            ..Default::default()
+        };
+        let file = FileConfig {
+            retention_days: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(Config::merge(args, file).unwrap().retention, None);
+        let args = ServeArgs {
+            retention_days: Some(7),
+            retention_seconds: Some(90),
+            ..Default::default()
+        };
+        let c = Config::merge(args, FileConfig::default()).unwrap();
+        assert_eq!(c.retention, Some(Duration::from_secs(90)));
+        let args = ServeArgs {
+            retention_every_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(Config::merge(args, FileConfig::default()).is_err());
+    }
 
     #[test]
     fn flags_beat_the_file_which_beats_defaults() {

@@ -16,6 +16,7 @@ mod logs;
 mod metrics;
 mod products;
 mod refresh;
+mod retention;
 mod sandbox;
 mod strict;
 mod support;

@@ -12,6 +12,8 @@
 
 mod accounts;
 mod applications;
+mod bench_seed;
+mod catch_up;
 pub mod codec;
 mod customers;
 mod deliveries;
@@ -25,22 +27,31 @@ mod migrate;
 mod products;
 mod reconciled;
 mod refresh;
+mod retention;
 mod signing_keys;
 mod task_list;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod write_health;
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use sqlx::{
-    PgPool, SqlitePool,
+    Connection, PgPool, SqlitePool,
     postgres::{PgConnectOptions, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{
+        SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
 };
 
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
-pub use deliveries::{AttemptRecord, Claim, Finished, Outcome};
+pub use deliveries::{AttemptRecord, Claim, Finished, Outcome, Recorded};
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use error::StoreError;
@@ -50,8 +61,10 @@ pub use metrics::{QueueStats, UnattendedUse};
 pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use reconciled::{AccountChanges, KNOWN_TRANSACTIONS_PG};
 pub use refresh::{AccountSummary, SubTaskEnd, TaskView};
+pub use retention::{EventBatch, Purged, v7_floor};
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
 pub use task_list::TaskFilter;
+pub use write_health::PROBE_EVERY;
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -95,6 +108,7 @@ impl Default for StoreOptions {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    writes: Arc<write_health::WriteHealth>,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +181,48 @@ impl Tx {
     }
 }
 
+/// SQLite's single writer connection. A connection still counted as inside a transaction
+/// when it is acquired is closed, not reused: when SQLite rolls a transaction back by itself
+/// (a full disk, an I/O error, out of memory), the driver's own ROLLBACK then fails and the
+/// connection would stay "inside" a transaction forever, refusing every later `BEGIN` ("at
+/// non-zero transaction depth") until a restart. A new connection starts clean.
+fn sqlite_writer(
+    opts: &StoreOptions,
+    writes: &Arc<write_health::WriteHealth>,
+) -> SqlitePoolOptions {
+    let on_acquire = writes.clone();
+    let page_limit = writes.page_limit.clone();
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(opts.acquire_timeout)
+        .before_acquire(move |conn, _| {
+            let health = on_acquire.clone();
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    tracing::warn!(
+                        "the SQLite writer was left inside a failed transaction; reconnecting"
+                    );
+                    health.failed();
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _| {
+            let pages = page_limit.load(Ordering::Acquire);
+            Box::pin(async move {
+                if pages > 0 {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA max_page_count = {pages}"
+                    )))
+                    .execute(conn)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 /// Whether a PostgreSQL URL chooses its own TLS mode.
 fn names_ssl_mode(url: &str) -> bool {
     url.split_once('?').is_some_and(|(_, query)| {
@@ -191,6 +247,7 @@ impl Store {
     /// Connects to `url` (`sqlite://path`, `sqlite:path`, `postgres://…`), creating a SQLite
     /// file if it does not exist. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self> {
+        let writes = Arc::new(write_health::WriteHealth::default());
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut connect = PgConnectOptions::from_str(url)?;
             if !names_ssl_mode(url) && is_loopback(connect.get_host()) {
@@ -218,10 +275,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(opts.acquire_timeout)
-                .connect_with(connect.clone())
+            let writer = sqlite_writer(opts, &writes)
+                // A new file reuses the pages purges free (retention); an older file is
+                // converted once by `migrate`.
+                .connect_with(connect.clone().auto_vacuum(SqliteAutoVacuum::Incremental))
                 .await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
@@ -232,11 +289,15 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl);
         };
-        Ok(Self { backend })
+        Ok(Self { backend, writes })
     }
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
+        write_health::note(&self.writes, self.begin_tx().await)
+    }
+
+    async fn begin_tx(&self) -> Result<Tx> {
         Ok(match &self.backend {
             // IMMEDIATE: the write lock is taken (or waited for) at the start. A deferred
             // transaction that reads first cannot wait for it later: SQLite fails it at once
@@ -259,7 +320,10 @@ impl Store {
     /// Brings the schema up to date; safe to call from several nodes at once.
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite { writer, .. } => migrate::sqlite(writer).await,
+            Backend::Sqlite { writer, .. } => {
+                migrate::sqlite(writer).await?;
+                retention::incremental_vacuum_on(writer).await
+            }
             Backend::Postgres(pool) => migrate::postgres(pool).await,
         }
     }

@@ -15,9 +15,9 @@ use time::Duration;
 
 use crate::applications::key;
 
-const ALL: &[&str] = &["standard", "bud", "tatra", "klavi", "yodlee"];
+pub(crate) const ALL: &[&str] = &["standard", "bud", "tatra", "klavi", "yodlee"];
 
-async fn app(db: &TestDb) -> ApplicationId {
+pub(crate) async fn app(db: &TestDb) -> ApplicationId {
     let lookup = format!("lk_{}", uuid::Uuid::now_v7().simple());
     db.store
         .create_application("outbox", &key(&lookup))
@@ -26,7 +26,7 @@ async fn app(db: &TestDb) -> ApplicationId {
         .id
 }
 
-fn endpoint(dialect: &str) -> NewEndpoint {
+pub(crate) fn endpoint(dialect: &str) -> NewEndpoint {
     NewEndpoint {
         url: "http://127.0.0.1:9/hook".into(),
         dialect: dialect.into(),
@@ -43,7 +43,7 @@ fn endpoint(dialect: &str) -> NewEndpoint {
     }
 }
 
-fn event(app: ApplicationId, t: EventType, customer: Option<CustomerId>) -> StoredEvent {
+pub(crate) fn event(app: ApplicationId, t: EventType, customer: Option<CustomerId>) -> StoredEvent {
     StoredEvent {
         id: EventId::new(),
         application_id: app,
@@ -65,7 +65,7 @@ fn attempt(code: Option<u16>) -> AttemptRecord {
     }
 }
 
-fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
+pub(crate) fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
     Finished {
         application_id: c.delivery.application_id,
         delivery_id: c.delivery.id,
@@ -76,7 +76,7 @@ fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
     }
 }
 
-async fn claim(db: &TestDb) -> Vec<Claim> {
+pub(crate) async fn claim(db: &TestDb) -> Vec<Claim> {
     db.store
         .claim_due("node-a", Duration::seconds(30), 100)
         .await
@@ -389,7 +389,8 @@ pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
             finished(&claims[1], Outcome::Dead, None),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .failing;
     assert_eq!(failing.len(), 1);
     assert_eq!((failing[0].0, failing[0].1), (a, ep.id));
     let d0 = db
@@ -436,6 +437,7 @@ pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
             .finish_attempts(&[finished(&c[0], Outcome::Succeeded, Some(204))])
             .await
             .unwrap()
+            .failing
             .is_empty()
     );
     let healthy = db.store.get_endpoint(a, ep.id).await.unwrap().unwrap();
