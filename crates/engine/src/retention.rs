@@ -7,7 +7,9 @@
 //! the database between batches. What is removed is counted per table in `/metrics`. On
 //! SQLite the pages freed are then handed back to the file system a few thousand at a time
 //! (`PRAGMA incremental_vacuum`), so the file stops growing once data leaves as fast as it
-//! comes. The rules of what may go are the store's ([`freshet_store::Store::purge_events`]).
+//! comes; on PostgreSQL the tables a pass purged are vacuumed (not `FULL`), so their free
+//! space is reused at once whether or not autovacuum keeps up (or runs at all). The rules of
+//! what may go are the store's ([`freshet_store::Store::purge_events`]).
 
 use std::{
     sync::Arc,
@@ -140,6 +142,7 @@ impl Retention {
                 "retention pass removed old data"
             );
             self.release_pages(stop).await?;
+            self.store.vacuum_purged_tables(&total).await?;
         }
         Ok(total)
     }

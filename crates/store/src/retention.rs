@@ -306,6 +306,33 @@ impl Store {
         })
     }
 
+    /// PostgreSQL: makes the space of the rows a pass removed reusable now (`VACUUM`, not
+    /// `FULL`: it blocks neither reads nor writes), rather than whenever autovacuum comes
+    /// round, which is late on busy tables and never where autovacuum is off. SQLite:
+    /// nothing (see [`Store::release_free_pages`]).
+    pub async fn vacuum_purged_tables(&self, purged: &Purged) -> Result<()> {
+        let Backend::Postgres(pool) = &self.backend else {
+            return Ok(());
+        };
+        let tables: Vec<&str> = purged
+            .by_table()
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(table, _)| *table)
+            .collect();
+        if tables.is_empty() {
+            return Ok(());
+        }
+        // The simple protocol: VACUUM refuses to run inside a transaction block.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "VACUUM (ANALYZE) {}",
+            tables.join(", ")
+        )))
+        .execute(pool)
+        .await?;
+        Ok(())
+    }
+
     /// SQLite: returns up to `pages` free pages to the file system (the file shrinks) and
     /// answers how many free pages are left. PostgreSQL: nothing to do (autovacuum reclaims
     /// dead rows for reuse), answers 0.
