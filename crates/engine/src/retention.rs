@@ -25,6 +25,9 @@ use crate::metrics::Metrics;
 /// The lease's name in `maintenance_leases`.
 const LEASE: &str = "retention";
 
+/// How soon a node that found the lease taken looks again.
+const LEASE_RETRY: Duration = Duration::from_secs(30);
+
 /// Tuning of the retention task.
 #[derive(Clone, Debug)]
 pub struct RetentionConfig {
@@ -72,27 +75,39 @@ impl Retention {
         }
     }
 
-    /// Runs passes until `stop`; a pass interrupted by `stop` ends after its current batch.
+    /// Runs passes until `stop`; a pass interrupted by `stop` ends after its current batch,
+    /// and the lease is given up so another node can take over at once.
     pub fn spawn(self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                if let Err(e) = self.run_once(&stop).await {
-                    tracing::warn!(error = %e, "retention pass failed; trying again at the next");
-                }
+                let wait = match self.run_once(&stop).await {
+                    Ok(Some(_)) => self.config.every,
+                    // Another node holds the lease: look again well before a long interval
+                    // ends, in case that node is gone.
+                    Ok(None) => self.config.every.min(LEASE_RETRY),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention pass failed; trying again at the next");
+                        self.config.every
+                    }
+                };
                 tokio::select! {
                     _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(self.config.every) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
+            }
+            if let Err(e) = self.store.release_lease(LEASE, &self.config.node).await {
+                tracing::warn!(error = %e, "could not give up the retention lease");
             }
         })
     }
 
-    /// One pass, if this node holds the lease: what it removed.
-    pub async fn run_once(&self, stop: &CancellationToken) -> Result<Purged, StoreError> {
+    /// One pass, if this node holds the lease: what it removed; `None` when another node
+    /// holds the lease.
+    pub async fn run_once(&self, stop: &CancellationToken) -> Result<Option<Purged>, StoreError> {
         let mut total = Purged::default();
         let ttl = self.lease_ttl();
         if !self.store.take_lease(LEASE, &self.config.node, ttl).await? {
-            return Ok(total);
+            return Ok(None);
         }
         let mut renewed = Instant::now();
         let now = freshet_model::time::now();
@@ -105,7 +120,7 @@ impl Retention {
             let mut after = Uuid::nil();
             loop {
                 if stop.is_cancelled() || !self.keep_lease(&mut renewed, ttl).await? {
-                    return Ok(total);
+                    return Ok(Some(total));
                 }
                 let batch = self
                     .store
@@ -118,7 +133,7 @@ impl Retention {
             }
             loop {
                 if stop.is_cancelled() || !self.keep_lease(&mut renewed, ttl).await? {
-                    return Ok(total);
+                    return Ok(Some(total));
                 }
                 let purged = self
                     .store
@@ -144,7 +159,7 @@ impl Retention {
             self.release_pages(stop).await?;
             self.store.vacuum_purged_tables(&total).await?;
         }
-        Ok(total)
+        Ok(Some(total))
     }
 
     /// SQLite: gives the freed pages back to the file system, a step at a time.

@@ -163,6 +163,19 @@ impl Store {
         })
     }
 
+    /// Gives up the lease `name` if `holder` has it, so another node need not wait for it to
+    /// expire (a node stopping cleanly).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("DELETE FROM maintenance_leases WHERE name = $1 AND holder = $2")
+                .bind(name)
+                .bind(holder)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Purges up to `limit` of `app`'s events created before `cutoff` and after `after`,
     /// keeping any with an unsettled delivery, in one short transaction.
     pub async fn purge_events(

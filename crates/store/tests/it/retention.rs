@@ -158,4 +158,20 @@ pub async fn the_lease_keeps_the_purge_to_one_node(db: &TestDb) {
             .unwrap(),
         "taken over"
     );
+    db.store.release_lease("retention", "node-a").await.unwrap();
+    assert!(
+        !db.store
+            .take_lease("retention", "node-a", ttl)
+            .await
+            .unwrap(),
+        "not a's to give up"
+    );
+    db.store.release_lease("retention", "node-b").await.unwrap();
+    assert!(
+        db.store
+            .take_lease("retention", "node-a", ttl)
+            .await
+            .unwrap(),
+        "given up: free"
+    );
 }
