@@ -145,6 +145,10 @@ pub struct ServeArgs {
     /// that cannot wait days.
     #[arg(long, env = "FRESHET_RETENTION_SECONDS", hide = true)]
     pub retention_seconds: Option<u64>,
+    /// Milliseconds the retention task pauses between batches: the room it leaves to
+    /// delivery and the API [default: 20].
+    #[arg(long, env = "FRESHET_RETENTION_PAUSE_MS")]
+    pub retention_pause_ms: Option<u64>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -180,6 +184,7 @@ pub struct FileConfig {
     pub retention_days: Option<u32>,
     pub retention_every_seconds: Option<u64>,
     pub retention_seconds: Option<u64>,
+    pub retention_pause_ms: Option<u64>,
 }
 
 /// Seconds in a day.
@@ -230,6 +235,8 @@ pub struct Config {
     pub retention: Option<Duration>,
     /// How often the retention task runs.
     pub retention_every: Duration,
+    /// The retention task's pause between batches.
+    pub retention_pause: Duration,
 }
 
 impl Config {
@@ -264,6 +271,7 @@ impl Config {
             auth_failures_per_minute: freshet_api::throttle::DEFAULT_PER_MINUTE,
             retention: Some(Duration::from_secs(30 * DAY)),
             retention_every: Duration::from_secs(60),
+            retention_pause: Duration::from_millis(20),
         }
     }
 
@@ -401,6 +409,11 @@ impl Config {
                 .or(file.retention_every_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.retention_every),
+            retention_pause: args
+                .retention_pause_ms
+                .or(file.retention_pause_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.retention_pause),
         };
         config.validate()?;
         Ok(config)

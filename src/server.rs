@@ -185,6 +185,7 @@ impl Server {
             RetentionConfig {
                 period: config.retention,
                 every: config.retention_every,
+                pause: config.retention_pause,
                 node: config.node_name.clone(),
                 ..Default::default()
             },
