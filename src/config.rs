@@ -144,6 +144,22 @@ pub struct ServeArgs {
     /// process listings).
     #[arg(skip)]
     pub master_key: Option<SecretString>,
+    /// Days events (with their deliveries and attempts) and the accounts and transactions of
+    /// ended consents are kept, unless an application sets its own; 0 keeps them forever
+    /// [default: 30].
+    #[arg(long, env = "FRESHET_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Seconds between the retention task's passes [default: 60].
+    #[arg(long, env = "FRESHET_RETENTION_EVERY_SECONDS")]
+    pub retention_every_seconds: Option<u64>,
+    /// The retention period in seconds, replacing --retention-days: for tests and benches
+    /// that cannot wait days.
+    #[arg(long, env = "FRESHET_RETENTION_SECONDS", hide = true)]
+    pub retention_seconds: Option<u64>,
+    /// Milliseconds the retention task pauses between batches: the room it leaves to
+    /// delivery and the API [default: 20].
+    #[arg(long, env = "FRESHET_RETENTION_PAUSE_MS")]
+    pub retention_pause_ms: Option<u64>,
 }
 
 /// The TOML file: the same settings, by name.
@@ -177,7 +193,14 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub auth_failures_per_minute: Option<u32>,
     pub master_key_file: Option<PathBuf>,
+    pub retention_days: Option<u32>,
+    pub retention_every_seconds: Option<u64>,
+    pub retention_seconds: Option<u64>,
+    pub retention_pause_ms: Option<u64>,
 }
+
+/// Seconds in a day.
+const DAY: u64 = 24 * 3600;
 
 /// Where the development profile keeps a generated admin token when none is configured.
 pub const ADMIN_TOKEN_FILE: &str = "freshet-admin-token";
@@ -225,6 +248,12 @@ pub struct Config {
     /// The master key itself (`FRESHET_MASTER_KEY`, or given by an embedder); wins over the
     /// file. With neither, development uses a generated one (see `crate::keys`).
     pub master_key: Option<MasterKey>,
+    /// How long data is kept when its application sets no period; `None`: forever.
+    pub retention: Option<Duration>,
+    /// How often the retention task runs.
+    pub retention_every: Duration,
+    /// The retention task's pause between batches.
+    pub retention_pause: Duration,
 }
 
 impl Config {
@@ -259,6 +288,9 @@ impl Config {
             auth_failures_per_minute: freshet_api::throttle::DEFAULT_PER_MINUTE,
             master_key_file: None,
             master_key: None,
+            retention: Some(Duration::from_secs(30 * DAY)),
+            retention_every: Duration::from_secs(60),
+            retention_pause: Duration::from_millis(20),
         }
     }
 
@@ -393,12 +425,40 @@ impl Config {
                 .map(|k| MasterKey::from_base64(k.expose_secret()))
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("FRESHET_MASTER_KEY: {e}"))?,
+            retention: match (
+                args.retention_seconds.or(file.retention_seconds),
+                args.retention_days.or(file.retention_days),
+            ) {
+                (Some(0), _) | (None, Some(0)) => None,
+                (Some(secs), _) => Some(Duration::from_secs(secs)),
+                (None, Some(days)) => Some(Duration::from_secs(u64::from(days) * DAY)),
+                (None, None) => d.retention,
+            },
+            retention_every: args
+                .retention_every_seconds
+                .or(file.retention_every_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.retention_every),
+            retention_pause: args
+                .retention_pause_ms
+                .or(file.retention_pause_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(d.retention_pause),
         };
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        if self
+            .retention
+            .is_some_and(|r| r > Duration::from_secs(36_500 * DAY))
+        {
+            bail!("retention_days: must be at most 36500 (0 keeps data forever)");
+        }
+        if self.retention_every.is_zero() {
+            bail!("retention_every_seconds: must be at least 1");
+        }
         let url = self.database_url.expose_secret();
         if !["sqlite:", "postgres://", "postgresql://"]
             .iter()
@@ -510,7 +570,8 @@ impl Config {
              refresh_tick_seconds = {}\nbank_timeout_seconds = {}\nmetrics_cache_seconds = {}\n\
              default_consent_days = {}\nproviders = {}\n\
              header_read_timeout_seconds = {}\nbody_idle_timeout_seconds = {}\nmax_connections = {}\n\
-             auth_failures_per_minute = {}\nmaster_key = {}",
+             auth_failures_per_minute = {}\nmaster_key = {}\n\
+             retention_days = {}\nretention_every_seconds = {}",
             self.listen,
             redact_url(self.database_url.expose_secret()),
             self.profile,
@@ -542,6 +603,12 @@ impl Config {
                 (None, Some(path)) => path.display().to_string(),
                 (None, None) => "<development: generated next to the database>".to_string(),
             },
+            self.retention
+                .map_or("0 (kept forever)".to_string(), |r| format!(
+                    "{}",
+                    r.as_secs_f64() / DAY as f64
+                )),
+            self.retention_every.as_secs(),
         )
     }
 }
@@ -610,6 +677,39 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_is_thirty_days_unless_set_and_zero_keeps_everything() {
+        let c = Config::merge(ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.retention, Some(Duration::from_secs(30 * DAY)));
+        let file = FileConfig {
+            retention_days: Some(7),
+            ..Default::default()
+        };
+        let c = Config::merge(ServeArgs::default(), file).unwrap();
+        assert_eq!(c.retention, Some(Duration::from_secs(7 * DAY)));
+        let args = ServeArgs {
+            retention_days: Some(0),
+            ..Default::default()
+        };
+        let file = FileConfig {
+            retention_days: Some(7),
+            ..Default::default()
+        };
+        assert_eq!(Config::merge(args, file).unwrap().retention, None);
+        let args = ServeArgs {
+            retention_days: Some(7),
+            retention_seconds: Some(90),
+            ..Default::default()
+        };
+        let c = Config::merge(args, FileConfig::default()).unwrap();
+        assert_eq!(c.retention, Some(Duration::from_secs(90)));
+        let args = ServeArgs {
+            retention_every_seconds: Some(0),
+            ..Default::default()
+        };
+        assert!(Config::merge(args, FileConfig::default()).is_err());
+    }
 
     #[test]
     fn flags_beat_the_file_which_beats_defaults() {

@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod bench_refresh;
+pub mod bench_retention;
 pub mod cli;
 pub mod config;
 pub mod cpu;

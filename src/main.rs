@@ -105,6 +105,8 @@ enum Bench {
     Delivery(freshet::bench::DeliveryBench),
     /// Refresh throughput against the sandbox bank: a first import, then a steady cycle.
     Refresh(freshet::bench_refresh::RefreshBench),
+    /// What purging a million old rows costs delivery, and the store's size in a steady run.
+    Retention(freshet::bench_retention::RetentionBench),
 }
 
 #[tokio::main]
@@ -120,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(Bench::Delivery(b)) => freshet::bench::run(b).await,
         Command::Bench(Bench::Refresh(b)) => freshet::bench_refresh::run(b).await,
         Command::Keys(command) => freshet::keys::run(command).await,
+        Command::Bench(Bench::Retention(b)) => freshet::bench_retention::run(b).await,
         Command::Api(command) => std::process::exit(freshet::cli::run(command).await),
         Command::Backup(args) => backup(args).await,
         Command::Openapi => {

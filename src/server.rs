@@ -15,6 +15,7 @@ use freshet_engine::{
     products::{Products, ProductsConfig},
     recorder::Handoff,
     refresh::{RefreshConfig, Refresher},
+    retention::{Retention, RetentionConfig},
     signing_keys::{self, SigningKeys},
     webhooks::Endpoints,
 };
@@ -36,6 +37,7 @@ pub struct Server {
     dispatching: Option<JoinHandle<()>>,
     refreshing: Option<JoinHandle<()>>,
     generating: Option<JoinHandle<()>>,
+    retaining: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -199,6 +201,18 @@ impl Server {
         let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let refreshing = refresher.spawn(stop.clone());
         let generating = products.spawn(stop.clone());
+        let retaining = Retention::new(
+            store.clone(),
+            engine.metrics().clone(),
+            RetentionConfig {
+                period: config.retention,
+                every: config.retention_every,
+                pause: config.retention_pause,
+                node: config.node_name.clone(),
+                ..Default::default()
+            },
+        )
+        .spawn(stop.clone());
         let serving = tokio::spawn(crate::serve::serve(
             listener,
             app,
@@ -214,6 +228,7 @@ impl Server {
             dispatching: Some(dispatching),
             refreshing: Some(refreshing),
             generating: Some(generating),
+            retaining: Some(retaining),
             grace: config.shutdown_grace,
         })
     }
@@ -221,6 +236,11 @@ impl Server {
     /// The address the node listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The node's store, for tests that reach under the API (a simulated full disk).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to the grace period),
@@ -231,6 +251,7 @@ impl Server {
         let dispatching = self.dispatching.take();
         let refreshing = self.refreshing.take();
         let generating = self.generating.take();
+        let retaining = self.retaining.take();
         let drained = tokio::time::timeout(self.grace, async {
             let served = match serving {
                 Some(s) => s
@@ -247,6 +268,9 @@ impl Server {
             }
             if let Some(g) = generating {
                 g.await.context("the products engine failed")?;
+            }
+            if let Some(r) = retaining {
+                r.await.context("the retention task failed")?;
             }
             served
         })

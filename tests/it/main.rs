@@ -18,6 +18,7 @@ mod logs;
 mod metrics;
 mod products;
 mod refresh;
+mod retention;
 mod sandbox;
 mod secrets;
 mod strict;

@@ -25,6 +25,7 @@ mod openapi;
 pub mod problem;
 mod products;
 mod refresh;
+mod retention;
 mod signing_keys;
 mod state;
 mod task_list;
@@ -108,6 +109,7 @@ fn documented() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (routes, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .merge(applications::router())
+        .merge(retention::router())
         .merge(customers::router())
         .merge(events::router())
         .merge(endpoints::router())

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod products;
 pub mod recorder;
 pub mod refresh;
+pub mod retention;
 pub mod signing_keys;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -88,6 +88,15 @@ pub enum Outcome {
     Dead,
 }
 
+/// What recording a batch of attempts found.
+#[derive(Clone, Debug, Default)]
+pub struct Recorded {
+    /// Each failing endpoint, with when its current run of failures began.
+    pub failing: Vec<(ApplicationId, EndpointId, OffsetDateTime)>,
+    /// Retries made due now because their endpoint succeeded again ([`crate::catch_up`]).
+    pub brought_forward: u64,
+}
+
 /// An attempt to record.
 #[derive(Clone, Debug)]
 pub struct Finished {
@@ -244,15 +253,15 @@ impl Store {
 
     /// Records a batch of attempts in one transaction. A delivery whose lease was lost to
     /// another node keeps the other node's state; its attempt is still recorded. Returns, for
-    /// each failing endpoint, when its current run of failures began.
-    pub async fn finish_attempts(
-        &self,
-        batch: &[Finished],
-    ) -> Result<Vec<(ApplicationId, EndpointId, OffsetDateTime)>> {
+    /// each failing endpoint, when its current run of failures began, and how many retries
+    /// of endpoints that succeeded were brought forward.
+    pub async fn finish_attempts(&self, batch: &[Finished]) -> Result<Recorded> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recorded::default());
         }
         let now = freshet_model::time::now();
+        let bring_forward = crate::catch_up::bring_forward_sql(self.kind());
+        let mut brought_forward = 0;
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let mut failing = HashMap::new();
@@ -261,6 +270,13 @@ impl Store {
                 (Option<OffsetDateTime>, Option<OffsetDateTime>),
             > = HashMap::new();
             WriteOutcomes::write_outcomes(&mut *tx, batch, now).await?;
+            // Endpoints with a failure in this batch: a receiver failing some requests is
+            // not caught up with, or its retries would race through their schedule.
+            let flapping: std::collections::HashSet<EndpointId> = batch
+                .iter()
+                .filter(|f| f.outcome != Outcome::Succeeded)
+                .map(|f| f.endpoint_id)
+                .collect();
             for f in batch {
                 let health = endpoints
                     .entry((f.application_id, f.endpoint_id))
@@ -293,6 +309,15 @@ impl Store {
                     .bind(Ts(at - Duration::SECOND))
                     .execute(&mut *tx)
                     .await?;
+                    if !flapping.contains(&endpoint) {
+                        brought_forward += sqlx::query(bring_forward)
+                            .bind(endpoint.0)
+                            .bind(Ts(now))
+                            .bind(crate::catch_up::PER_SUCCESS)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                    }
                 } else if let Some(at) = first_failure {
                     let row = sqlx::query(
                         "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $2) \
@@ -312,10 +337,13 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(failing
-                .into_iter()
-                .map(|((app, ep), since)| (app, ep, since))
-                .collect())
+            Ok(Recorded {
+                failing: failing
+                    .into_iter()
+                    .map(|((app, ep), since)| (app, ep, since))
+                    .collect(),
+                brought_forward,
+            })
         })
     }
 

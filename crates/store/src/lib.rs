@@ -13,6 +13,8 @@
 mod accounts;
 mod applications;
 mod backup;
+mod bench_seed;
+mod catch_up;
 pub mod codec;
 mod customers;
 mod deliveries;
@@ -28,24 +30,33 @@ mod migrate;
 mod products;
 mod reconciled;
 mod refresh;
+mod retention;
 pub mod sealed;
 mod signing_keys;
 mod task_list;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod write_health;
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 
 use sqlx::{
-    PgPool, SqlitePool,
+    Connection, PgPool, SqlitePool,
     postgres::{PgConnectOptions, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{
+        SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
 };
 
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
 pub use backup::{BackupError, backup_sqlite};
-pub use deliveries::{AttemptRecord, Claim, Finished, Outcome, PARKED};
+pub use deliveries::{AttemptRecord, Claim, Finished, Outcome, PARKED, Recorded};
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use erasure::{CANCELLED_REASON, Erased};
@@ -57,9 +68,11 @@ pub use metrics::{QueueStats, UnattendedUse};
 pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use reconciled::{AccountChanges, KNOWN_TRANSACTIONS_PG};
 pub use refresh::{AccountSummary, SubTaskEnd, TaskView};
+pub use retention::{EventBatch, Purged, v7_floor};
 pub use sealed::{KeyError, MASTER_KEY_FILE, MasterKey};
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
 pub use task_list::TaskFilter;
+pub use write_health::PROBE_EVERY;
 
 /// Result of a store operation.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -105,6 +118,7 @@ pub struct Store {
     backend: Backend,
     /// The data keys secrets are sealed with, once [`Store::unlock`] opened them.
     keys: Option<Arc<sealed::Keyring>>,
+    writes: Arc<write_health::WriteHealth>,
 }
 
 #[derive(Clone, Debug)]
@@ -188,6 +202,48 @@ impl Tx {
     }
 }
 
+/// SQLite's single writer connection. A connection still counted as inside a transaction
+/// when it is acquired is closed, not reused: when SQLite rolls a transaction back by itself
+/// (a full disk, an I/O error, out of memory), the driver's own ROLLBACK then fails and the
+/// connection would stay "inside" a transaction forever, refusing every later `BEGIN` ("at
+/// non-zero transaction depth") until a restart. A new connection starts clean.
+fn sqlite_writer(
+    opts: &StoreOptions,
+    writes: &Arc<write_health::WriteHealth>,
+) -> SqlitePoolOptions {
+    let on_acquire = writes.clone();
+    let page_limit = writes.page_limit.clone();
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(opts.acquire_timeout)
+        .before_acquire(move |conn, _| {
+            let health = on_acquire.clone();
+            Box::pin(async move {
+                if conn.is_in_transaction() {
+                    tracing::warn!(
+                        "the SQLite writer was left inside a failed transaction; reconnecting"
+                    );
+                    health.failed();
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        })
+        .after_connect(move |conn, _| {
+            let pages = page_limit.load(Ordering::Acquire);
+            Box::pin(async move {
+                if pages > 0 {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA max_page_count = {pages}"
+                    )))
+                    .execute(conn)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 /// Whether a PostgreSQL URL chooses its own TLS mode.
 fn names_ssl_mode(url: &str) -> bool {
     url.split_once('?').is_some_and(|(_, query)| {
@@ -212,6 +268,7 @@ impl Store {
     /// Connects to `url` (`sqlite://path`, `sqlite:path`, `postgres://…`), creating a SQLite
     /// file if it does not exist. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self> {
+        let writes = Arc::new(write_health::WriteHealth::default());
         let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut connect = PgConnectOptions::from_str(url)?;
             if !names_ssl_mode(url) && is_loopback(connect.get_host()) {
@@ -239,10 +296,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5));
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(opts.acquire_timeout)
-                .connect_with(connect.clone())
+            let writer = sqlite_writer(opts, &writes)
+                // A new file reuses the pages purges free (retention); an older file is
+                // converted once by `migrate`.
+                .connect_with(connect.clone().auto_vacuum(SqliteAutoVacuum::Incremental))
                 .await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.max(1))
@@ -256,11 +313,16 @@ impl Store {
         Ok(Self {
             backend,
             keys: None,
+            writes,
         })
     }
 
     /// Starts a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
+        write_health::note(&self.writes, self.begin_tx().await)
+    }
+
+    async fn begin_tx(&self) -> Result<Tx> {
         let inner = match &self.backend {
             // IMMEDIATE: the write lock is taken (or waited for) at the start. A deferred
             // transaction that reads first cannot wait for it later: SQLite fails it at once
@@ -287,7 +349,10 @@ impl Store {
     /// Brings the schema up to date; safe to call from several nodes at once.
     pub async fn migrate(&self) -> Result<()> {
         match &self.backend {
-            Backend::Sqlite { writer, .. } => migrate::sqlite(writer).await,
+            Backend::Sqlite { writer, .. } => {
+                migrate::sqlite(writer).await?;
+                retention::incremental_vacuum_on(writer).await
+            }
             Backend::Postgres(pool) => migrate::postgres(pool).await,
         }
     }

@@ -284,28 +284,34 @@ impl Dispatcher {
             let mut delay = Duration::from_millis(50);
             // A failed write is retried: these attempts happened and must be on record (and
             // until they are, their leases keep the deliveries from being sent again).
-            while let Err(e) = self.record(&finished).await {
-                tracing::warn!(error = %e, n = finished.len(), "recording attempts failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
+            let brought_forward = loop {
+                match self.record(&finished).await {
+                    Ok(n) => break n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, n = finished.len(), "recording attempts failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            };
             batch.clear(); // releases the permits: room for more claims
             self.room_freed.notify_one();
-            if wake_claimer {
+            if wake_claimer || brought_forward > 0 {
                 self.wake.notify_one();
             }
         }
     }
 
-    async fn record(&self, finished: &[Finished]) -> Result<(), StoreError> {
-        let failing = self.store.finish_attempts(finished).await?;
+    /// Records attempts; answers how many waiting retries a success made due now.
+    async fn record(&self, finished: &[Finished]) -> Result<u64, StoreError> {
+        let recorded = self.store.finish_attempts(finished).await?;
         let now = freshet_model::time::now();
-        for (app, endpoint, since) in failing {
+        for (app, endpoint, since) in recorded.failing {
             if now - since >= self.config.disable_after {
                 (self.on_long_failure)(app, endpoint, since).await?;
             }
         }
-        Ok(())
+        Ok(recorded.brought_forward)
     }
 
     fn lease(&self) -> time::Duration {

@@ -21,6 +21,8 @@ struct Facts {
     read_at: OffsetDateTime,
     queue: QueueStats,
     unattended: Vec<UnattendedUse>,
+    /// When the oldest event kept was created: how far back retention lets the log reach.
+    oldest_event: Option<OffsetDateTime>,
 }
 
 /// Renders `/metrics`.
@@ -105,6 +107,7 @@ impl Exporter {
                 read_at,
                 queue: self.store.queue_stats().await?,
                 unattended: self.store.unattended_use(read_at.date()).await?,
+                oldest_event: self.store.oldest_event_at().await?,
             })
         }
         .await;
@@ -178,6 +181,12 @@ fn render_queue(out: &mut Exposition, f: &Facts) {
         "freshet_deliveries_parked",
         "Unsettled deliveries to disabled endpoints, waiting for the endpoint to be enabled.",
         f.queue.parked as f64,
+    );
+    out.gauge(
+        "freshet_retention_oldest_event_age_seconds",
+        "Age of the oldest event kept; retention keeps it near the retention period. 0 when there is none.",
+        f.oldest_event
+            .map_or(0.0, |at| (f.read_at - at).as_seconds_f64().max(0.0)),
     );
 }
 

@@ -46,6 +46,7 @@ pub struct Metrics {
     subtask_duration: Family<Histogram>,
     events: Family<Counter>,
     http: Family<Counter>,
+    purged: Family<Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -72,7 +73,11 @@ impl Metrics {
             subtask_duration: Family::histograms(&["provider"], SUBTASK_BOUNDS),
             events: Family::counters(&["type"]),
             http: Family::counters(&["class"]),
+            purged: Family::counters(&["table"]),
         };
+        for (table, _) in freshet_store::Purged::default().by_table() {
+            m.purged.with(&[table]);
+        }
         let names = Dialect::ALL
             .iter()
             .map(|d| d.name())
@@ -168,6 +173,15 @@ impl Metrics {
         self.http.with(&[class]).inc();
     }
 
+    /// Counts rows the retention task removed, per table.
+    pub fn rows_purged(&self, purged: &freshet_store::Purged) {
+        for (table, n) in purged.by_table() {
+            if n > 0 {
+                self.purged.with(&[table]).add(n);
+            }
+        }
+    }
+
     /// Writes the in-process families.
     fn render_deliveries(&self, out: &mut Exposition) {
         self.attempts.render(
@@ -210,6 +224,11 @@ impl Metrics {
             out,
             "freshet_http_requests_total",
             "Responses of this node's HTTP API, by status class.",
+        );
+        self.purged.render(
+            out,
+            "freshet_retention_purged_rows_total",
+            "Rows this node's retention task removed because they outlived the retention period, by table.",
         );
     }
 }

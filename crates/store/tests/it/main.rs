@@ -9,6 +9,7 @@ mod migrations;
 mod outbox;
 mod plans;
 mod products;
+mod retention;
 mod sealed;
 mod signing_keys;
 
@@ -46,6 +47,9 @@ async fn run(backend: Backend, case: Case) {
 on_both_stores!(
     migrations::migrate_is_idempotent_and_concurrent,
     migrations::ping_answers,
+    retention::old_settled_events_go_in_batches_and_unsettled_ones_stay,
+    retention::a_success_brings_the_endpoint_s_retries_forward,
+    retention::the_lease_keeps_the_purge_to_one_node,
     applications::create_and_find_by_key,
     applications::key_lookups_are_unique,
     customers::create_read_update_delete,

@@ -15,7 +15,7 @@ use time::Duration;
 
 use crate::applications::key;
 
-const ALL: &[&str] = &["standard", "bud", "tatra", "klavi", "yodlee"];
+pub(crate) const ALL: &[&str] = &["standard", "bud", "tatra", "klavi", "yodlee"];
 
 pub async fn app(db: &TestDb) -> ApplicationId {
     let lookup = format!("lk_{}", uuid::Uuid::now_v7().simple());
@@ -439,7 +439,8 @@ pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
             finished(&claims[1], Outcome::Dead, None),
         ])
         .await
-        .unwrap();
+        .unwrap()
+        .failing;
     assert_eq!(failing.len(), 1);
     assert_eq!((failing[0].0, failing[0].1), (a, ep.id));
     let d0 = db
@@ -486,6 +487,7 @@ pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
             .finish_attempts(&[finished(&c[0], Outcome::Succeeded, Some(204))])
             .await
             .unwrap()
+            .failing
             .is_empty()
     );
     let healthy = db.store.get_endpoint(a, ep.id).await.unwrap().unwrap();
