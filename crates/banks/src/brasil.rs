@@ -205,7 +205,8 @@ impl Brasil {
             data["loggedUser"] = json!({"document": {"identification": cpf, "rel": "CPF"}});
         }
         let req = self
-            .client_auth(self.api.post(&self.api.url(CONSENTS)))
+            .api
+            .with_client_token(self.api.post(&self.api.url(CONSENTS)), "consents")
             .await?
             .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string())
             .json(&json!({"data": data}));
@@ -219,32 +220,12 @@ impl Brasil {
         })
     }
 
-    /// A client-credentials token on a consent call, where the bank demands one (FAPI-BR).
-    async fn client_auth(&self, req: RequestBuilder) -> Result<RequestBuilder, BankError> {
-        if self.api.provider.security.is_none() {
-            return Ok(req);
-        }
-        Ok(req.bearer_auth(self.api.client_token("consents").await?))
-    }
-
-    /// A consent call: the client's token where the bank demands one, else the consent's.
-    async fn consent_call(
-        &self,
-        req: RequestBuilder,
-        s: &Session<'_>,
-    ) -> Result<RequestBuilder, BankError> {
-        if self.api.provider.security.is_none() {
-            return Ok(self.data(req, s));
-        }
-        Ok(self
-            .client_auth(req)
-            .await?
-            .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string()))
-    }
-
     pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
         let url = self.api.url(&format!("{CONSENTS}/{}", s.bank_consent_id));
-        let req = self.consent_call(self.api.get(&url), s).await?;
+        let req = self
+            .api
+            .consent_call(self.api.get(&url), "consents", |r| self.data(r, s))
+            .await?;
         let out = self.api.json(req, map_error).await?;
         let consent: wire::ConsentResponse = parse("Open Finance Brasil consent", &out)?;
         Ok(BankConsent {
@@ -323,7 +304,10 @@ impl Brasil {
 
     pub async fn revoke(&self, s: &Session<'_>) -> Result<(), BankError> {
         let url = self.api.url(&format!("{CONSENTS}/{}", s.bank_consent_id));
-        let req = self.consent_call(self.api.delete(&url), s).await?;
+        let req = self
+            .api
+            .consent_call(self.api.delete(&url), "consents", |r| self.data(r, s))
+            .await?;
         self.api.json(req, map_error).await.map(|_| ())
     }
 }

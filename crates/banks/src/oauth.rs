@@ -262,6 +262,36 @@ impl crate::http::Api {
         Ok(t.access_token)
     }
 
+    /// A client-credentials token for `scope` on a consent call, where the bank demands one
+    /// (FAPI); for a provider without credentials the request goes as it is.
+    pub async fn with_client_token(
+        &self,
+        req: reqwest::RequestBuilder,
+        scope: &str,
+    ) -> Result<reqwest::RequestBuilder, BankError> {
+        if self.security().is_none() {
+            return Ok(req);
+        }
+        Ok(req.bearer_auth(self.client_token(scope).await?))
+    }
+
+    /// A call on a consent resource: the client's token for `scope` where the bank demands
+    /// one, else what `consent_token` adds (the consent's own token, as data calls carry).
+    pub async fn consent_call(
+        &self,
+        req: reqwest::RequestBuilder,
+        scope: &str,
+        consent_token: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, BankError> {
+        if self.security().is_none() {
+            return Ok(consent_token(req));
+        }
+        Ok(self
+            .with_client_token(req, scope)
+            .await?
+            .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string()))
+    }
+
     /// Where to send the customer to authorise `consent_id`, and what to keep meanwhile.
     pub async fn authorisation(
         &self,

@@ -198,7 +198,11 @@ impl Obie {
             data["ExpirationDateTime"] = json!(exp.format(&Rfc3339).unwrap_or_default());
         }
         let req = self
-            .client_auth(self.api.post(&self.api.url("/account-access-consents")))
+            .api
+            .with_client_token(
+                self.api.post(&self.api.url("/account-access-consents")),
+                "accounts",
+            )
             .await?
             .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string())
             .json(&json!({"Data": data, "Risk": {}}));
@@ -212,35 +216,14 @@ impl Obie {
         })
     }
 
-    /// A client-credentials token on a consent call, where the bank demands one (FAPI);
-    /// without credentials the request goes as it is.
-    async fn client_auth(&self, req: RequestBuilder) -> Result<RequestBuilder, BankError> {
-        if self.api.provider.security.is_none() {
-            return Ok(req);
-        }
-        Ok(req.bearer_auth(self.api.client_token("accounts").await?))
-    }
-
-    /// A consent call: the client's token where the bank demands one, else the consent's.
-    async fn consent_call(
-        &self,
-        req: RequestBuilder,
-        s: &Session<'_>,
-    ) -> Result<RequestBuilder, BankError> {
-        if self.api.provider.security.is_none() {
-            return Ok(self.data(req, s));
-        }
-        Ok(self
-            .client_auth(req)
-            .await?
-            .header("x-fapi-interaction-id", uuid::Uuid::now_v7().to_string()))
-    }
-
     pub async fn consent_details(&self, s: &Session<'_>) -> Result<BankConsent, BankError> {
         let url = self
             .api
             .url(&format!("/account-access-consents/{}", s.bank_consent_id));
-        let req = self.consent_call(self.api.get(&url), s).await?;
+        let req = self
+            .api
+            .consent_call(self.api.get(&url), "accounts", |r| self.data(r, s))
+            .await?;
         let body = self.api.json(req, map_error).await?;
         let consent: wire::ConsentResponse = parse("OBIE consent", &body)?;
         Ok(BankConsent {
@@ -333,7 +316,10 @@ impl Obie {
         let url = self
             .api
             .url(&format!("/account-access-consents/{}", s.bank_consent_id));
-        let req = self.consent_call(self.api.delete(&url), s).await?;
+        let req = self
+            .api
+            .consent_call(self.api.delete(&url), "accounts", |r| self.data(r, s))
+            .await?;
         self.api.json(req, map_error).await.map(|_| ())
     }
 }
