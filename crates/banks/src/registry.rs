@@ -152,8 +152,8 @@ impl Checked<'_> {
             .map_err(|e| (field, format!("cannot read {}: {e}", path.display())))
     }
 
-    /// A private key file: readable, not readable by others, and a key.
-    fn key(&self, field: &'static str, p: &Path) -> FieldResult<PrivateKey> {
+    /// A private key file: readable, not readable by others, and a key; with its PEM.
+    fn key(&self, field: &'static str, p: &Path) -> FieldResult<(PrivateKey, String)> {
         let path = self.path(p);
         #[cfg(unix)]
         if let Ok(meta) = std::fs::metadata(&path) {
@@ -170,12 +170,16 @@ impl Checked<'_> {
             }
         }
         let pem = self.read(field, p)?;
-        PrivateKey::from_pem(&pem).map_err(|e| (field, format!("{}: {e}", path.display())))
+        let key =
+            PrivateKey::from_pem(&pem).map_err(|e| (field, format!("{}: {e}", path.display())))?;
+        Ok((key, pem))
     }
 
-    fn cert(&self, field: &'static str, p: &Path) -> FieldResult<Certificate> {
+    /// A certificate file, with its PEM.
+    fn cert(&self, field: &'static str, p: &Path) -> FieldResult<(Certificate, String)> {
         let pem = self.read(field, p)?;
-        Certificate::from_pem(&pem).map_err(|e| (field, e.to_string()))
+        let cert = Certificate::from_pem(&pem).map_err(|e| (field, e.to_string()))?;
+        Ok((cert, pem))
     }
 
     fn provider(self) -> FieldResult<Provider> {
@@ -246,22 +250,10 @@ impl Checked<'_> {
 
         let transport = match (&e.transport_cert, &e.transport_key) {
             (Some(c), Some(k)) => {
-                let cert = self.cert("transport_cert", c)?;
-                let key = self.key("transport_key", k)?;
-                if cert
-                    .public_key()
-                    .map_err(|e| ("transport_cert", e.to_string()))?
-                    != key.public_key()
-                {
-                    return Err((
-                        "transport_key",
-                        "the key does not match transport_cert".into(),
-                    ));
-                }
-                Some((
-                    self.read("transport_cert", c)?,
-                    self.read("transport_key", k)?,
-                ))
+                let (cert, cert_pem) = self.cert("transport_cert", c)?;
+                let (key, key_pem) = self.key("transport_key", k)?;
+                certified(&cert, &key, ("transport_cert", "transport_key"))?;
+                Some((cert_pem, key_pem))
             }
             (None, None) => None,
             (Some(_), None) => {
@@ -283,7 +275,7 @@ impl Checked<'_> {
 
         let signing = match &e.signing_key {
             Some(p) => {
-                let key = self.key("signing_key", p)?;
+                let (key, _) = self.key("signing_key", p)?;
                 let kid = e
                     .signing_kid
                     .clone()
@@ -294,17 +286,11 @@ impl Checked<'_> {
         };
         let signing_cert = match &e.signing_cert {
             Some(p) => {
-                let cert = self.cert("signing_cert", p)?;
+                let (cert, _) = self.cert("signing_cert", p)?;
                 let Some(key) = &signing else {
                     return Err(("signing_key", "signing_cert needs its key".into()));
                 };
-                if cert
-                    .public_key()
-                    .map_err(|e| ("signing_cert", e.to_string()))?
-                    != key.key.public_key()
-                {
-                    return Err(("signing_key", "the key does not match signing_cert".into()));
-                }
+                certified(&cert, &key.key, ("signing_cert", "signing_key"))?;
                 Some(cert)
             }
             None => None,
@@ -387,6 +373,19 @@ impl Checked<'_> {
             })),
         })
     }
+}
+
+/// `key` is the one `cert` certifies; the fields name the two in errors.
+fn certified(
+    cert: &Certificate,
+    key: &PrivateKey,
+    (cert_field, key_field): (&'static str, &'static str),
+) -> FieldResult<()> {
+    let certified = cert.public_key().map_err(|e| (cert_field, e.to_string()))?;
+    if certified != key.public_key() {
+        return Err((key_field, format!("the key does not match {cert_field}")));
+    }
+    Ok(())
 }
 
 /// The trust roots a registry names (`ca`), for tools that play the customer's browser at
