@@ -394,28 +394,18 @@ impl ChildNode {
             .identity(identity)
             .add_root_certificate(reqwest::Certificate::from_pem(read("ca.pem")?.as_bytes())?)
             .build()?;
-        let child = Command::new(exe)
-            .args(["sandbox", "--strict", "--pki"])
-            .arg(&pki)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("FRESHET_LOG", "warn")
-            .stderr(std::fs::File::create(dir.join("sandbox.log"))?)
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !http
-            .get(format!("{base}/providers"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            if Instant::now() > deadline {
-                bail!("the strict sandbox did not become ready");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok((Self { child, base }, http))
+        let pki_dir = pki.display().to_string();
+        let args = ["sandbox", "--strict", "--pki", pki_dir.as_str()];
+        let bank = Self::spawn_at(
+            exe,
+            &args,
+            "sandbox",
+            dir,
+            "warn",
+            (&base, "/providers", &http),
+        )
+        .await?;
+        Ok((bank, http))
     }
 
     /// Starts `exe sandbox` on a free port: a sandbox bank that outlives the nodes using it.
@@ -437,20 +427,37 @@ impl ChildNode {
         log_filter: &str,
         ready: &str,
     ) -> anyhow::Result<Self> {
-        let port = free_port()?;
+        let base = format!("http://127.0.0.1:{}", free_port()?);
+        let probe = reqwest::Client::new();
+        Self::spawn_at(exe, args, name, dir, log_filter, (&base, ready, &probe)).await
+    }
+
+    /// Starts `exe args --listen` on `base`'s port and waits until `probe` gets a success from
+    /// `base` + `ready`.
+    async fn spawn_at(
+        exe: &std::path::Path,
+        args: &[&str],
+        name: &str,
+        dir: PathBuf,
+        log_filter: &str,
+        (base, ready, probe): (&str, &str, &reqwest::Client),
+    ) -> anyhow::Result<Self> {
+        let listen = base
+            .split("://")
+            .nth(1)
+            .context("a base URL with a scheme")?;
         let child = Command::new(exe)
             .args(args)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", listen])
             .env("FRESHET_LOG", log_filter)
             .stderr(std::fs::File::create(dir.join(format!("{name}.log")))?)
             .current_dir(dir)
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let health = reqwest::get(format!("{base}{ready}")).await;
+            let health = probe.get(format!("{base}{ready}")).send().await;
             if health.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
@@ -459,7 +466,10 @@ impl ChildNode {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self { child, base })
+        Ok(Self {
+            child,
+            base: base.to_string(),
+        })
     }
 
     /// Kills the node at once, as a crash or an OOM killer would (SIGKILL).
