@@ -66,6 +66,12 @@ pub struct EndpointIn {
     /// only refreshes a client asked for, and for `yodlee` the first import, are reported; see
     /// docs/dialects.md). Default false; no effect on `standard` and `klavi`.
     scheduled_refreshes: Option<bool>,
+    /// Deliveries per second at most (1 to 100000), whichever node sends; a burst above it
+    /// waits in the outbox. Absent = no limit.
+    rate_limit: Option<i64>,
+    /// Deliveries awaiting this receiver's answer at once, at most (1 to 100000). Absent = no
+    /// limit.
+    max_in_flight: Option<i64>,
 }
 
 /// Changes to an endpoint: absent fields stay, `null` clears.
@@ -104,6 +110,14 @@ pub struct EndpointPatchIn {
     #[serde(default)]
     #[schema(value_type = Option<bool>)]
     scheduled_refreshes: Patch<bool>,
+    /// See `rate_limit` on creation; `null` removes the limit.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    rate_limit: Patch<i64>,
+    /// See `max_in_flight` on creation; `null` removes the limit.
+    #[serde(default)]
+    #[schema(value_type = Option<i64>)]
+    max_in_flight: Patch<i64>,
 }
 
 /// A webhook endpoint.
@@ -132,6 +146,10 @@ pub struct EndpointOut {
     scheduled_refreshes: bool,
     /// The endpoint's own retry schedule, if it has one.
     retry_schedule: Option<Vec<u32>>,
+    /// Deliveries per second at most, if limited.
+    rate_limit: Option<u32>,
+    /// Deliveries awaiting the receiver's answer at once at most, if limited.
+    max_in_flight: Option<u32>,
     /// The retry schedule and timeout in force.
     delivery: DeliveryOut,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -204,6 +222,8 @@ impl EndpointOut {
             activation: e.activation,
             scheduled_refreshes: e.scheduled_refreshes,
             retry_schedule: e.retry_schedule,
+            rate_limit: e.rate_limit,
+            max_in_flight: e.max_in_flight,
             delivery,
             last_success_at: e.last_success_at,
             failing_since: e.failing_since,
@@ -325,6 +345,8 @@ async fn create_endpoint(
         partner_app_id: b.partner_app_id,
         retry_schedule: b.retry_schedule,
         scheduled_refreshes: b.scheduled_refreshes,
+        rate_limit: b.rate_limit,
+        max_in_flight: b.max_in_flight,
     };
     let e = state.endpoints.create(app, fields).await?;
     Ok((StatusCode::CREATED, Json(EndpointOut::new(e, true))))
@@ -406,6 +428,8 @@ async fn update_endpoint(
         partner_app_id: b.partner_app_id,
         retry_schedule: b.retry_schedule,
         scheduled_refreshes: b.scheduled_refreshes,
+        rate_limit: b.rate_limit,
+        max_in_flight: b.max_in_flight,
     };
     let e = state
         .endpoints

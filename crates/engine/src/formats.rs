@@ -213,6 +213,8 @@ mod tests {
                 previous_secret_until: Some(now + Duration::hours(1)),
                 retry_schedule: None,
                 scheduled_refreshes: false,
+                rate_limit: None,
+                max_in_flight: None,
                 activation: "immediate".into(),
                 last_success_at: None,
                 failing_since: None,

@@ -95,6 +95,8 @@ pub struct EndpointFields {
     pub retry_schedule: Option<Vec<u32>>,
     /// A vendor dialect also gets scheduled refreshes' messages.
     pub scheduled_refreshes: Option<bool>,
+    pub rate_limit: Option<i64>,
+    pub max_in_flight: Option<i64>,
 }
 
 impl std::fmt::Debug for EndpointFields {
@@ -125,6 +127,8 @@ pub struct EndpointPatch {
     pub partner_app_id: Patch<String>,
     pub retry_schedule: Patch<Vec<u32>>,
     pub scheduled_refreshes: Patch<bool>,
+    pub rate_limit: Patch<i64>,
+    pub max_in_flight: Patch<i64>,
 }
 
 impl std::fmt::Debug for EndpointPatch {
@@ -209,6 +213,8 @@ impl Endpoints {
             retry_schedule: f.retry_schedule,
             scheduled_refreshes: f.scheduled_refreshes.unwrap_or(false),
             activation: activation.as_str().to_string(),
+            rate_limit: check_limit(&mut v, "rate_limit", f.rate_limit),
+            max_in_flight: check_limit(&mut v, "max_in_flight", f.max_in_flight),
         };
         self.check(
             &mut v,
@@ -259,6 +265,18 @@ impl Endpoints {
                 }
                 if let Patch::Value(on) = p.scheduled_refreshes {
                     e.scheduled_refreshes = on;
+                }
+                match p.rate_limit {
+                    Patch::Absent => {}
+                    Patch::Null => e.rate_limit = None,
+                    Patch::Value(n) => e.rate_limit = check_limit(&mut v, "rate_limit", Some(n)),
+                }
+                match p.max_in_flight {
+                    Patch::Absent => {}
+                    Patch::Null => e.max_in_flight = None,
+                    Patch::Value(n) => {
+                        e.max_in_flight = check_limit(&mut v, "max_in_flight", Some(n))
+                    }
                 }
                 match p.activation {
                     Patch::Value(a) => match Activation::parse(&a) {
@@ -640,6 +658,23 @@ fn new_event(
         created_at: freshet_model::time::now(),
         data: serde_json::to_value(data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
     })
+}
+
+/// The most a limit may be: far above what one receiver takes, low enough that the limiter's
+/// window of recent sends stays small.
+pub const MAX_LIMIT: i64 = 100_000;
+
+/// A per-endpoint limit as given: a whole number from 1 to [`MAX_LIMIT`], or none.
+fn check_limit(v: &mut Validation, field: &str, given: Option<i64>) -> Option<u32> {
+    let n = given?;
+    if !(1..=MAX_LIMIT).contains(&n) {
+        v.add(
+            field,
+            format!("must be a whole number from 1 to {MAX_LIMIT}"),
+        );
+        return None;
+    }
+    Some(n as u32)
 }
 
 #[cfg(test)]

@@ -53,6 +53,10 @@ pub struct WebhookEndpoint {
     pub scheduled_refreshes: bool,
     /// How the endpoint starts, and starts again when re-enabled: `immediate` or `next_hour`.
     pub activation: String,
+    /// Deliveries per second at most, across all nodes; more wait in the outbox.
+    pub rate_limit: Option<u32>,
+    /// Deliveries awaiting the receiver's answer at once at most, across all nodes.
+    pub max_in_flight: Option<u32>,
     pub last_success_at: Option<OffsetDateTime>,
     /// Start of the current run of failures, if failing.
     pub failing_since: Option<OffsetDateTime>,
@@ -83,6 +87,8 @@ impl std::fmt::Debug for WebhookEndpoint {
             .field("retry_schedule", &self.retry_schedule)
             .field("scheduled_refreshes", &self.scheduled_refreshes)
             .field("activation", &self.activation)
+            .field("rate_limit", &self.rate_limit)
+            .field("max_in_flight", &self.max_in_flight)
             .field("last_success_at", &self.last_success_at)
             .field("failing_since", &self.failing_since)
             .field("created_at", &self.created_at)
@@ -92,6 +98,12 @@ impl std::fmt::Debug for WebhookEndpoint {
 }
 
 impl WebhookEndpoint {
+    /// Whether the endpoint has a rate or concurrency limit, which the node holding its
+    /// partition enforces.
+    pub fn limited(&self) -> bool {
+        self.rate_limit.is_some() || self.max_in_flight.is_some()
+    }
+
     /// The secrets to sign with at `now`: the current one, plus the previous during its overlap.
     pub fn signing_secrets(&self, now: OffsetDateTime) -> Vec<&str> {
         let mut secrets = vec![self.secret.as_str()];
@@ -207,6 +219,8 @@ mod tests {
             previous_secret_until: Some(now + Duration::hours(1)),
             retry_schedule: None,
             scheduled_refreshes: false,
+            rate_limit: None,
+            max_in_flight: None,
             activation: "immediate".into(),
             last_success_at: None,
             failing_since: None,

@@ -35,6 +35,8 @@ pub struct NewEndpoint {
     pub scheduled_refreshes: bool,
     /// `immediate` or `next_hour`.
     pub activation: String,
+    pub rate_limit: Option<u32>,
+    pub max_in_flight: Option<u32>,
 }
 
 impl std::fmt::Debug for NewEndpoint {
@@ -84,7 +86,7 @@ macro_rules! columns {
         "id, application_id, url, dialect, event_types, description, enabled, disabled_reason, \
          ordered, security_header, partner_app_id, active_from, secret, previous_secret, \
          previous_secret_until, retry_schedule, last_success_at, failing_since, created_at, \
-         updated_at, scheduled_refreshes, activation"
+         updated_at, scheduled_refreshes, activation, rate_limit, max_in_flight"
     };
 }
 pub(crate) use columns as endpoint_columns;
@@ -146,7 +148,16 @@ pub(crate) fn endpoint_from_row(
         updated_at: r.ts("updated_at")?,
         scheduled_refreshes: r.bool("scheduled_refreshes")?,
         activation: r.text("activation")?,
+        rate_limit: limit(r.opt_i64("rate_limit")?),
+        max_in_flight: limit(r.opt_i64("max_in_flight")?),
     })
+}
+
+/// A stored limit; what no API accepts (below 1) reads as no limit rather than a stuck outbox.
+fn limit(stored: Option<i64>) -> Option<u32> {
+    stored
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0)
 }
 
 impl Store {
@@ -165,7 +176,7 @@ impl Store {
                 "INSERT INTO webhook_endpoints (",
                 columns!(),
                 ") VALUES ($1, $2, $3, $4, $5, $6, TRUE, NULL, $7, $8, $9, $10, $11, NULL, NULL, \
-                 $12, NULL, NULL, $13, $13, $14, $15) RETURNING ",
+                 $12, NULL, NULL, $13, $13, $14, $15, $16, $17) RETURNING ",
                 columns!()
             ))
             .bind(id.0)
@@ -183,6 +194,8 @@ impl Store {
             .bind(Ts(now))
             .bind(e.scheduled_refreshes)
             .bind(&e.activation)
+            .bind(e.rate_limit.map(i64::from))
+            .bind(e.max_in_flight.map(i64::from))
             .fetch_one(pool)
             .await?;
             Ok(endpoint_from_row(&row, &keys)?)
@@ -285,7 +298,7 @@ impl Store {
                  security_header = $10, partner_app_id = $11, active_from = $12, secret = $13, \
                  previous_secret = $14, previous_secret_until = $15, retry_schedule = $16, \
                  failing_since = $17, updated_at = $18, scheduled_refreshes = $19, \
-                 activation = $20 \
+                 activation = $20, rate_limit = $21, max_in_flight = $22 \
                  WHERE application_id = $1 AND id = $2",
             )
             .bind(app.0)
@@ -308,6 +321,8 @@ impl Store {
             .bind(Ts(e.updated_at))
             .bind(e.scheduled_refreshes)
             .bind(&e.activation)
+            .bind(e.rate_limit.map(i64::from))
+            .bind(e.max_in_flight.map(i64::from))
             .execute(&mut *tx)
             .await
             .map_err(StoreError::from)?;

@@ -27,6 +27,7 @@ mod keys;
 mod links;
 mod metrics;
 mod migrate;
+mod partitions;
 mod products;
 mod reconciled;
 mod refresh;
@@ -65,6 +66,9 @@ pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
 pub use keys::Unlocked;
 pub use links::{DueConsent, RefreshEnd};
 pub use metrics::{QueueStats, UnattendedUse};
+pub use partitions::{
+    Held, OUTBOX_CHANNEL, PARTITIONS, announcement, fair_share, parse_announcement, partition_of,
+};
 pub use products::{CALLBACK_DIALECT, ProductRequestView};
 pub use reconciled::{AccountChanges, KNOWN_TRANSACTIONS_PG};
 pub use refresh::{AccountSummary, SubTaskEnd, TaskView};

@@ -20,6 +20,8 @@ fn endpoint(url: &str) -> NewEndpoint {
         retry_schedule: None,
         scheduled_refreshes: false,
         activation: "immediate".into(),
+        rate_limit: None,
+        max_in_flight: None,
     }
 }
 

@@ -94,6 +94,8 @@ async fn setup_with(
                 secret: "whsec_dGVzdA==".into(),
                 retry_schedule: Some(schedule),
                 scheduled_refreshes: false,
+                rate_limit: None,
+                max_in_flight: None,
                 activation: "immediate".into(),
             },
         )

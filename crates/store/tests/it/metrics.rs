@@ -28,6 +28,8 @@ fn endpoint() -> NewEndpoint {
         secret: "whsec_c2VjcmV0".into(),
         retry_schedule: None,
         scheduled_refreshes: false,
+        rate_limit: None,
+        max_in_flight: None,
         activation: "immediate".into(),
     }
 }

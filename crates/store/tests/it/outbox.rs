@@ -39,6 +39,8 @@ pub fn endpoint(dialect: &str) -> NewEndpoint {
         secret: "whsec_c2VjcmV0".into(),
         retry_schedule: None,
         scheduled_refreshes: false,
+        rate_limit: None,
+        max_in_flight: None,
         activation: "immediate".into(),
     }
 }

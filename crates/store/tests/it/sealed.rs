@@ -33,6 +33,8 @@ fn endpoint(secret: &str) -> NewEndpoint {
         secret: secret.into(),
         retry_schedule: None,
         scheduled_refreshes: false,
+        rate_limit: None,
+        max_in_flight: None,
         activation: "immediate".into(),
     }
 }
