@@ -9,11 +9,11 @@ use freshet_engine::{
     Engine,
     delivery::{
         dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure},
+        record::Handoff,
         sender::Sender,
     },
     metrics::Exporter,
     products::{Products, ProductsConfig},
-    recorder::Handoff,
     refresh::{RefreshConfig, Refresher},
     retention::{Retention, RetentionConfig},
     signing_keys::{self, SigningKeys},

@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 
 use crate::{
     metrics::Metrics,
-    recorder::{Handoff, Ready, Recorder},
+    delivery::record::{Handoff, Ready, Recorder},
 };
 
 /// Shared by the API and the engines of one node.

@@ -8,11 +8,9 @@
 //! and HTTP only, and each exposes a step a test can drive deterministically.
 
 pub mod delivery;
-pub mod formats;
 mod handle;
 pub mod metrics;
 pub mod products;
-pub mod recorder;
 pub mod refresh;
 pub mod retention;
 pub mod signing_keys;

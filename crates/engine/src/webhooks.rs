@@ -20,11 +20,11 @@ use time::{Duration, OffsetDateTime};
 use crate::{
     Engine,
     delivery::{
+        record::{Ready, Target, record_leased},
+        render as formats,
         retry::validate_schedule,
         target::{Refusal, TargetPolicy},
     },
-    formats,
-    recorder::{Ready, Target, record_leased},
     signing_keys::SigningKeys,
 };
 

@@ -29,7 +29,7 @@ use time::{Date, OffsetDateTime};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Engine, recorder::Ready, webhooks::RefreshOrigin};
+use crate::{Engine, delivery::record::Ready, webhooks::RefreshOrigin};
 
 /// How the refresh engine behaves.
 #[derive(Clone, Debug)]

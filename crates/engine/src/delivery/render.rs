@@ -23,10 +23,8 @@ use freshet_model::{
 use freshet_store::Claim;
 use time::OffsetDateTime;
 
-use crate::{
-    delivery::{retry::policy_for, sender::Outgoing},
-    signing_keys::KeySet,
-};
+use super::{retry::policy_for, sender::Outgoing};
+use crate::signing_keys::KeySet;
 
 /// The names of the dialects that send events of type `t`.
 pub fn dialects_sending(t: EventType) -> Vec<&'static str> {
