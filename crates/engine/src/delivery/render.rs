@@ -1,5 +1,5 @@
-//! The wire formats deliveries are sent in, seen from the engine: which dialects send which
-//! event types, and how a claimed delivery becomes a signed request.
+//! Rendering and signing: which dialects send which event types, and how a claimed delivery
+//! becomes a signed request (an [`Outgoing`]) in its endpoint's dialect.
 //!
 //! The body and the dialect's own headers come from `freshet_dialects::render`, in the
 //! endpoint's dialect. On top, every delivery carries the Standard Webhooks headers
