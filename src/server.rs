@@ -7,13 +7,9 @@ use anyhow::Context;
 use freshet_api::{ApiOptions, AppState};
 use freshet_engine::{
     Engine,
-    delivery::{
-        dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure},
-        sender::Sender,
-    },
+    delivery::{dispatcher::DispatcherConfig, outbox::DeliveryConfig},
     metrics::Exporter,
     products::{Products, ProductsConfig},
-    recorder::Handoff,
     refresh::{RefreshConfig, Refresher},
     retention::{Retention, RetentionConfig},
     signing_keys::{self, SigningKeys},
@@ -98,13 +94,25 @@ impl Server {
                 );
             }
         }
-        let (handoff, handoff_rx) =
-            Handoff::new(config.node_name.clone(), config.delivery_lease, 1024);
         let keys = SigningKeys::load(store.clone(), signing_keys::DEFAULT_TTL)
             .await
             .context("loading the signing keys")?;
-        let engine = Engine::new(store.clone(), Some(handoff));
         let policy = Arc::new(config.target_policy());
+        let stop = CancellationToken::new();
+        let (engine, dispatching) = Engine::start(
+            store.clone(),
+            keys.clone(),
+            policy.clone(),
+            DeliveryConfig {
+                dispatcher: DispatcherConfig {
+                    node: config.node_name.clone(),
+                    lease: config.delivery_lease,
+                    ..Default::default()
+                },
+                timeout: config.delivery_timeout,
+            },
+            stop.clone(),
+        );
         let public_url = config
             .public_url
             .clone()
@@ -174,31 +182,6 @@ impl Server {
             app = app.nest("/sandbox", freshet_sandbox::router(sandbox));
         }
 
-        let stop = CancellationToken::new();
-        let on_long_failure: OnLongFailure = {
-            let engine = engine.clone();
-            Arc::new(move |app, endpoint, since| {
-                let engine = engine.clone();
-                Box::pin(async move { engine.disable_failing(app, endpoint, since).await })
-            })
-        };
-        let dispatcher = Arc::new(
-            Dispatcher::new(
-                store.clone(),
-                Sender::new(policy, config.delivery_timeout),
-                engine.prepare(keys),
-                on_long_failure,
-                DispatcherConfig {
-                    node: config.node_name.clone(),
-                    lease: config.delivery_lease,
-                    ..Default::default()
-                },
-                engine.wake(),
-            )
-            .with_handoff(handoff_rx)
-            .with_metrics(engine.metrics().clone()),
-        );
-        let dispatching = tokio::spawn(dispatcher.run(stop.clone()));
         let refreshing = refresher.spawn(stop.clone());
         let generating = products.spawn(stop.clone());
         let retaining = Retention::new(

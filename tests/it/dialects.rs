@@ -32,16 +32,15 @@ const PARTNER_APP_ID: &str = "12345678";
 /// they commit), through the store of the node under test. Test-only: the API has no call
 /// that records arbitrary events.
 async fn record(app: &TestApp, app_id: uuid::Uuid, t: EventType, data: Value) -> StoredEvent {
-    let engine = Engine::new(app.db.store.clone(), None);
+    // This engine is not the node's: the node's dispatcher finds the deliveries at its poll.
+    let engine = Engine::new(app.db.store.clone());
     let data = EventData::from_json(t, data).expect("a canonical payload");
-    let mut tx = app.db.store.begin().await.unwrap();
-    let (event, ready) = engine
-        .record(&mut tx, ApplicationId(app_id), None, data, t)
+    let mut tx = engine.begin().await.unwrap();
+    let event = tx
+        .record(ApplicationId(app_id), None, data, t)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    // This engine is not the node's: the node's dispatcher finds the deliveries at its poll.
-    engine.dispatch(ready);
     event
 }
 

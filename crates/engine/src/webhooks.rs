@@ -1,5 +1,6 @@
-//! Webhook endpoints: the rules for creating and changing them, test events, replays, and
-//! recording events so they reach every subscribed endpoint.
+//! Webhook endpoints: the rules for creating and changing them, and rotating their secrets.
+//! What is sent to them (recording events, test events, replays, disabling an endpoint that
+//! fails too long) is in `delivery/`.
 //!
 //! The API calls these and maps the results; every rule about what an endpoint may be lives
 //! here or, for a dialect's own rules (Tatra banka: no query parameters, a restricted security
@@ -9,31 +10,16 @@ use std::sync::Arc;
 
 use freshet_dialects::Dialect;
 use freshet_model::{
-    ApplicationId, CustomerId, EventType, FieldError, Patch, Validation,
-    events::{EndpointDisabled, EndpointTest, EventData, RefreshTrigger},
-    webhooks::{EndpointId, EventId, WebhookEndpoint},
+    ApplicationId, EventType, FieldError, Patch, Validation,
+    webhooks::{EndpointId, WebhookEndpoint},
 };
-use freshet_store::{Fanout, NewEndpoint, Store, StoreError, StoredEvent, Tx};
-use serde_json::Value;
+use freshet_store::{NewEndpoint, Store, StoreError};
 use time::{Duration, OffsetDateTime};
 
-use crate::{
-    Engine,
-    delivery::{
-        retry::validate_schedule,
-        target::{Refusal, TargetPolicy},
-    },
-    formats,
-    recorder::{Ready, Target, record_leased},
-    signing_keys::SigningKeys,
+use crate::delivery::{
+    retry::validate_schedule,
+    target::{Refusal, TargetPolicy},
 };
-
-/// The refresh task events come from.
-#[derive(Clone, Debug)]
-pub struct RefreshOrigin {
-    pub task_id: String,
-    pub trigger: RefreshTrigger,
-}
 
 /// Longest description and partner app id.
 const MAX_DESCRIPTION: usize = 500;
@@ -457,207 +443,6 @@ impl Endpoints {
             v.add("retry_schedule", e);
         }
     }
-}
-
-impl Engine {
-    /// How this node turns a claimed delivery into a signed request, signing Bud-dialect
-    /// bodies with `keys`.
-    pub fn prepare(&self, keys: Arc<SigningKeys>) -> crate::delivery::dispatcher::Prepare {
-        Arc::new(move |claim, now| formats::prepare(claim, now, &keys.current()))
-    }
-
-    /// Records an event in `tx` for every subscribed endpoint of `app`; the caller commits, and
-    /// then passes what this returns to [`Engine::dispatch`].
-    pub async fn record(
-        &self,
-        tx: &mut Tx,
-        app: ApplicationId,
-        customer: Option<CustomerId>,
-        data: EventData,
-        event_type: EventType,
-    ) -> Result<(StoredEvent, Ready), StoreError> {
-        let (mut recorded, ready) = self
-            .record_all(tx, app, customer, vec![(event_type, data)])
-            .await?;
-        Ok((recorded.remove(0), ready))
-    }
-
-    /// Records several events of one customer in `tx` with one write of each kind (event
-    /// rows, delivery rows) rather than one per event. Deliveries that may leave at once are
-    /// written leased to this node, so that after the commit they go straight to its
-    /// dispatcher rather than waiting for a claim.
-    pub async fn record_all(
-        &self,
-        tx: &mut Tx,
-        app: ApplicationId,
-        customer: Option<CustomerId>,
-        events: Vec<(EventType, EventData)>,
-    ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
-        self.record_batch(tx, app, customer, events, None).await
-    }
-
-    /// Records the events of one refresh task, like [`Engine::record_all`]: on every endpoint
-    /// they leave in the order recorded, each once the one before it settled (a receiver gets a
-    /// refresh's stages in order, whatever the endpoint and however many nodes), and a vendor
-    /// dialect gets those that answer a client's request only for the refreshes it reports
-    /// ([`Dialect::reports_refresh`]) or when the endpoint takes scheduled refreshes.
-    pub async fn record_refresh(
-        &self,
-        tx: &mut Tx,
-        app: ApplicationId,
-        customer: CustomerId,
-        refresh: &RefreshOrigin,
-        events: Vec<(EventType, EventData)>,
-    ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
-        self.record_batch(tx, app, Some(customer), events, Some(refresh))
-            .await
-    }
-
-    async fn record_batch(
-        &self,
-        tx: &mut Tx,
-        app: ApplicationId,
-        customer: Option<CustomerId>,
-        events: Vec<(EventType, EventData)>,
-        refresh: Option<&RefreshOrigin>,
-    ) -> Result<(Vec<StoredEvent>, Ready), StoreError> {
-        let mut stored = Vec::with_capacity(events.len());
-        for (t, data) in &events {
-            let dialects = formats::dialects_sending(*t);
-            let opted_in: Vec<&'static str> = match refresh {
-                Some(r) => Dialect::ALL
-                    .into_iter()
-                    .filter(|d| d.sends(*t) && !d.reports_refresh(*t, r.trigger))
-                    .map(Dialect::name)
-                    .collect(),
-                None => Vec::new(),
-            };
-            stored.push((new_event(app, customer, *t, data)?, dialects, opted_in));
-        }
-        let series = refresh.map(|r| r.task_id.as_str());
-        let batch: Vec<(StoredEvent, Fanout<'_>)> = stored
-            .iter()
-            .map(|(e, dialects, opted_in)| {
-                let fanout = Fanout::Subscribers {
-                    dialects,
-                    opted_in,
-                    series,
-                };
-                (e.clone(), fanout)
-            })
-            .collect();
-        let (ready, _) = record_leased(tx, &batch, self.handoff.as_ref()).await?;
-        // Counted once written: the caller's commit comes next, and only a failing database
-        // stops it.
-        self.metrics()
-            .events_recorded(stored.iter().map(|(e, ..)| e.event_type));
-        Ok((stored.into_iter().map(|(e, ..)| e).collect(), ready))
-    }
-
-    /// Sends an `endpoint.test` event to one endpoint of `app`, whatever it subscribes to;
-    /// `None` when `app` has no such endpoint.
-    pub async fn send_test(
-        &self,
-        app: ApplicationId,
-        endpoint: EndpointId,
-        data: Option<Value>,
-    ) -> Result<Option<StoredEvent>, StoreError> {
-        let payload = EventData::EndpointTest(EndpointTest {
-            endpoint_id: endpoint.to_string(),
-            data,
-        });
-        let event = new_event(app, None, EventType::EndpointTest, &payload)?;
-        let stored = self
-            .recorder
-            .record(event.clone(), Target::Only(endpoint))
-            .await?;
-        Ok(stored.then_some(event))
-    }
-
-    /// Re-sends an endpoint's events in `[since, until)`; returns (re-queued, created).
-    pub async fn replay(
-        &self,
-        endpoint: &WebhookEndpoint,
-        since: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<(u64, u64), StoreError> {
-        let dialect = Dialect::parse(&endpoint.dialect);
-        let sent = dialect.map_or(&[][..], Dialect::event_types);
-        let filter = endpoint.event_types.clone();
-        // As when they were first recorded: a vendor dialect gets the refreshes it reports.
-        let reported = |t: EventType, data: &Value| {
-            let trigger = serde_json::from_value(data["trigger"].clone()).unwrap_or_default();
-            endpoint.scheduled_refreshes || dialect.is_none_or(|d| d.reports_refresh(t, trigger))
-        };
-        let counts = self
-            .store
-            .replay_endpoint(
-                endpoint.application_id,
-                endpoint.id,
-                since,
-                until,
-                |t, data| {
-                    sent.contains(&t)
-                        && filter.as_ref().is_none_or(|f| f.contains(&t))
-                        && reported(t, data)
-                },
-            )
-            .await?;
-        self.wake_dispatcher();
-        Ok(counts)
-    }
-
-    /// Disables an endpoint that has not had a success for too long, and says so in an event.
-    pub async fn disable_failing(
-        &self,
-        app: ApplicationId,
-        id: EndpointId,
-        since: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let reason = format!("no successful delivery since {since}");
-        let mut disabled = None;
-        self.store
-            .update_endpoint::<StoreError>(app, id, |e| {
-                if e.enabled {
-                    e.enabled = false;
-                    e.disabled_reason = Some(reason.clone());
-                    disabled = Some((e.url.clone(), e.last_success_at));
-                }
-                Ok(())
-            })
-            .await?;
-        if let Some((url, last_success_at)) = disabled {
-            tracing::warn!(endpoint = %id, "endpoint disabled after failing too long");
-            let data = EventData::EndpointDisabled(EndpointDisabled {
-                endpoint_id: id.to_string(),
-                url,
-                reason,
-                last_success_at,
-            });
-            let event = new_event(app, None, EventType::EndpointDisabled, &data)?;
-            let dialects = formats::dialects_sending(EventType::EndpointDisabled);
-            self.recorder
-                .record(event, Target::Subscribers(dialects))
-                .await?;
-        }
-        Ok(())
-    }
-}
-
-fn new_event(
-    app: ApplicationId,
-    customer: Option<CustomerId>,
-    event_type: EventType,
-    data: &EventData,
-) -> Result<StoredEvent, StoreError> {
-    Ok(StoredEvent {
-        id: EventId::new(),
-        application_id: app,
-        event_type,
-        customer_id: customer,
-        created_at: freshet_model::time::now(),
-        data: serde_json::to_value(data).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    })
 }
 
 /// The most a limit may be: far above what one receiver takes, low enough that the limiter's

@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::{metrics::Metrics, recorder::HandoffReceiver};
+use crate::metrics::Metrics;
 
 use super::{
+    record::HandoffReceiver,
     retry::{RetryPolicy, policy_for},
     sender::{AttemptOutcome, Outgoing, Sender, Sent},
 };

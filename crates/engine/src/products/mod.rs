@@ -197,21 +197,16 @@ impl Products {
             product: None,
             failure_reason: None,
         });
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.inner.engine.begin().await?;
         let results = tx.insert_product_request(&request, &secret).await?;
-        let (_, ready) = self
-            .inner
-            .engine
-            .record(
-                &mut tx,
-                app,
-                Some(customer_id),
-                data,
-                EventType::ProductRequestReceived,
-            )
-            .await?;
+        tx.record(
+            app,
+            Some(customer_id),
+            data,
+            EventType::ProductRequestReceived,
+        )
+        .await?;
         tx.commit().await?;
-        self.inner.engine.dispatch(ready);
         self.inner.wake.notify_one();
         Ok(ProductRequestView {
             request,

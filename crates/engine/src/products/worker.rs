@@ -130,17 +130,9 @@ async fn settle(
         EventData::Product(e) => e.failure_reason.clone(),
         _ => None,
     };
-    let mut tx = p.store().begin().await?;
-    let (event, ready) = p
-        .inner
-        .engine
-        .record(
-            &mut tx,
-            r.application_id,
-            Some(r.customer_id),
-            data,
-            event_type,
-        )
+    let mut tx = p.inner.engine.begin().await?;
+    let event = tx
+        .record(r.application_id, Some(r.customer_id), data, event_type)
         .await?;
     let delivery = match &body {
         Some(b) => Some(
@@ -158,9 +150,6 @@ async fn settle(
     }
     tx.commit().await?;
     tracing::info!(request = %r.id, product = product.product.as_str(), ok = body.is_some(), "product generated");
-    p.inner.engine.dispatch(ready);
-    // The callback delivery was written pending, for an ordinary claim.
-    p.inner.engine.wake_dispatcher();
     Ok(())
 }
 

@@ -101,7 +101,7 @@ impl Refresher {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         tx.insert_link(&link).await?;
         tx.insert_consent(&consent, &state, context.as_deref())
             .await?;
@@ -110,11 +110,9 @@ impl Refresher {
             provider: snapshots::provider(provider),
             link: snapshots::link(&link),
         });
-        let ready = self
-            .record(&mut tx, app, customer_id, EventType::LinkCreated, data)
+        self.record(&mut tx, app, customer_id, EventType::LinkCreated, data)
             .await?;
         tx.commit().await?;
-        self.delivered(ready);
         Ok((link, consent))
     }
 
@@ -161,21 +159,19 @@ impl Refresher {
             ..consent.clone()
         };
         let data = self.consent_event(&moved, reason).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         if !tx.move_consent(consent.id, from, to).await? {
             return Ok(false);
         }
-        let ready = self
-            .record(
-                &mut tx,
-                consent.application_id,
-                consent.customer_id,
-                event,
-                data,
-            )
-            .await?;
+        self.record(
+            &mut tx,
+            consent.application_id,
+            consent.customer_id,
+            event,
+            data,
+        )
+        .await?;
         tx.commit().await?;
-        self.delivered(ready);
         Ok(true)
     }
 
@@ -262,7 +258,7 @@ impl Refresher {
             ..consent.clone()
         };
         let data = self.consent_event(&authorised, None).await?;
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let bank_tokens = BankTokens {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
@@ -283,17 +279,15 @@ impl Refresher {
                 "this consent is no longer awaiting authorisation",
             ));
         }
-        let ready = self
-            .record(
-                &mut tx,
-                consent.application_id,
-                consent.customer_id,
-                EventType::ConsentAuthorised,
-                data,
-            )
-            .await?;
+        self.record(
+            &mut tx,
+            consent.application_id,
+            consent.customer_id,
+            EventType::ConsentAuthorised,
+            data,
+        )
+        .await?;
         tx.commit().await?;
-        self.delivered(ready);
         Ok(Callback {
             consent: authorised,
             authorised: true,

@@ -70,7 +70,7 @@ pub(super) async fn finish(
     end: End,
 ) -> Result<(), StoreError> {
     let now = freshet_model::time::now();
-    let mut tx = r.store().begin().await?;
+    let mut tx = r.begin().await?;
     let mut events = account_summary(r, &mut tx, sub, subject, summary).await?;
     let Some(ended) = end_subtask(&mut tx, sub, token, summary, found, &end).await? else {
         // The claim was lost: whoever holds it now ends the sub-task.
@@ -80,9 +80,8 @@ pub(super) async fn finish(
     events.extend(subtask_events(r, sub, subject, &ended, &consent_now));
     events.extend(withdrawn_at_bank(r, &mut tx, sub, subject, &consent_now, &end).await?);
     events.extend(end_task(r, &mut tx, sub, subject, &consent_now).await?);
-    let ready = r.record_all(&mut tx, sub, events).await?;
+    r.record_all(&mut tx, sub, events).await?;
     tx.commit().await?;
-    r.delivered(ready);
     let ran_for = ended
         .started_at
         .zip(ended.finished_at)

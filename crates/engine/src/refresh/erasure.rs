@@ -31,7 +31,7 @@ impl Refresher {
         let revocations = consents.iter().map(|c| self.revoke_at_bank(c));
         let outcomes = futures::future::join_all(revocations).await;
 
-        let mut tx = self.store().begin().await?;
+        let mut tx = self.begin().await?;
         let erased = tx
             .erase_customer(app, id)
             .await?
@@ -45,11 +45,9 @@ impl Refresher {
             customer_id: id.to_string(),
             removed: counts.clone(),
         });
-        let ready = self
-            .record(&mut tx, app, id, EventType::CustomerErased, data)
+        self.record(&mut tx, app, id, EventType::CustomerErased, data)
             .await?;
         tx.commit().await?;
-        self.delivered(ready);
         tracing::info!(customer = %id, events = counts.events_scrubbed,
             cancelled = counts.deliveries_cancelled, "customer erased");
         if erased.in_flight() {

@@ -24,12 +24,15 @@ use freshet_model::{
     events::{EventData, Permission, RefreshTrigger},
     refresh::{Consent, SubTask},
 };
-use freshet_store::{StoreError, Tx};
+use freshet_store::StoreError;
 use time::{Date, OffsetDateTime};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Engine, recorder::Ready, webhooks::RefreshOrigin};
+use crate::{
+    Engine,
+    delivery::transaction::{OutboxTx, RefreshOrigin},
+};
 
 /// How the refresh engine behaves.
 #[derive(Clone, Debug)]
@@ -231,44 +234,42 @@ impl Refresher {
             .ok_or(RefreshError::NotFound("customer"))
     }
 
-    /// Records an event in `tx`; pass what it returns to [`Refresher::delivered`] after the
-    /// commit.
+    /// Begins a transaction to record events in; its commit hands them to the dispatcher.
+    async fn begin(&self) -> Result<OutboxTx<'_>, StoreError> {
+        self.inner.engine.begin().await
+    }
+
+    /// Records an event in `tx`.
     async fn record(
         &self,
-        tx: &mut Tx,
+        tx: &mut OutboxTx<'_>,
         app: ApplicationId,
         customer: CustomerId,
         t: EventType,
         data: EventData,
-    ) -> Result<Ready, StoreError> {
-        self.inner
-            .engine
-            .record(tx, app, Some(customer), data, t)
-            .await
-            .map(|(_, ready)| ready)
+    ) -> Result<(), StoreError> {
+        tx.record(app, Some(customer), data, t).await.map(drop)
     }
 
     /// Records the events of a sub-task of a refresh task in `tx`, in one write: they reach
     /// each endpoint in order, and vendor dialects only from refreshes they report
-    /// ([`Engine::record_refresh`](crate::Engine::record_refresh)).
+    /// ([`OutboxTx::record_refresh`]).
     async fn record_all(
         &self,
-        tx: &mut Tx,
+        tx: &mut OutboxTx<'_>,
         sub: &SubTask,
         events: Vec<(EventType, EventData)>,
-    ) -> Result<Ready, StoreError> {
+    ) -> Result<(), StoreError> {
         if events.is_empty() {
-            return Ok(Ready::default());
+            return Ok(());
         }
         let origin = RefreshOrigin {
             task_id: sub.task_id.to_string(),
             trigger: sub.trigger,
         };
-        self.inner
-            .engine
-            .record_refresh(tx, sub.application_id, sub.customer_id, &origin, events)
+        tx.record_refresh(sub.application_id, sub.customer_id, &origin, events)
             .await
-            .map(|(_, ready)| ready)
+            .map(drop)
     }
 
     /// How events name a provider, also one this freshet no longer knows.
@@ -277,11 +278,6 @@ impl Refresher {
             || snapshots::unknown_provider(id),
             |(p, _)| snapshots::provider(p),
         )
-    }
-
-    /// Sends what a committed transaction recorded.
-    fn delivered(&self, ready: Ready) {
-        self.inner.engine.dispatch(ready);
     }
 
     /// The next scheduled refresh after `now`: the day split by the refreshes allowed, with

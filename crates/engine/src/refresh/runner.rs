@@ -414,15 +414,14 @@ async fn login_success(
     if sub.stage.is_some() {
         return Ok(());
     }
-    let mut tx = r.store().begin().await?;
+    let mut tx = r.begin().await?;
     if !tx.reach_login_success(sub.id, token).await? {
         // Lost the claim: whoever holds it now goes on, and the next write here fails.
         return Ok(());
     }
     let event = summary::login_success(r, sub, subject);
-    let ready = r.record_all(&mut tx, sub, vec![event]).await?;
+    r.record_all(&mut tx, sub, vec![event]).await?;
     tx.commit().await?;
-    r.delivered(ready);
     Ok(())
 }
 
@@ -434,13 +433,12 @@ async fn write_summary(
     subject: &Subject,
     summary: &Summary,
 ) -> Result<(), Stop> {
-    let mut tx = r.store().begin().await?;
+    let mut tx = r.begin().await?;
     let Some(events) = summary.write_ahead(r, &mut tx, sub, token, subject).await? else {
         return Err(Stop::Internal("the claim was lost".into()));
     };
-    let ready = r.record_all(&mut tx, sub, events).await?;
+    r.record_all(&mut tx, sub, events).await?;
     tx.commit().await?;
-    r.delivered(ready);
     Ok(())
 }
 

@@ -56,19 +56,17 @@ async fn pass(r: &Refresher) -> Result<(), StoreError> {
                 continue;
             }
         };
-        let mut tx = r.store().begin().await?;
+        let mut tx = r.begin().await?;
         if tx.mark_expiring_notified(c.id).await? {
-            let ready = r
-                .record(
-                    &mut tx,
-                    c.application_id,
-                    c.customer_id,
-                    EventType::ConsentExpiring,
-                    data,
-                )
-                .await?;
+            r.record(
+                &mut tx,
+                c.application_id,
+                c.customer_id,
+                EventType::ConsentExpiring,
+                data,
+            )
+            .await?;
             tx.commit().await?;
-            r.delivered(ready);
         }
     }
     let mut started = false;

@@ -31,7 +31,7 @@ on_both_stores! {
         let app = db.store.create_application("disable", &key).await.unwrap().id;
         let failing = db.store.insert_endpoint(app, &endpoint("http://127.0.0.1:9/broken")).await.unwrap();
         let healthy = db.store.insert_endpoint(app, &endpoint("http://127.0.0.1:9/ok")).await.unwrap();
-        let engine = Engine::new(db.store.clone(), None);
+        let engine = Engine::new(db.store.clone());
         let since = freshet_model::time::now() - time::Duration::days(5);
 
         engine.disable_failing(app, failing.id, since).await.unwrap();

@@ -1,5 +1,5 @@
-//! The wire formats deliveries are sent in, seen from the engine: which dialects send which
-//! event types, and how a claimed delivery becomes a signed request.
+//! Rendering and signing: which dialects send which event types, and how a claimed delivery
+//! becomes a signed request (an [`Outgoing`]) in its endpoint's dialect.
 //!
 //! The body and the dialect's own headers come from `freshet_dialects::render`, in the
 //! endpoint's dialect. On top, every delivery carries the Standard Webhooks headers
@@ -23,10 +23,8 @@ use freshet_model::{
 use freshet_store::Claim;
 use time::OffsetDateTime;
 
-use crate::{
-    delivery::{retry::policy_for, sender::Outgoing},
-    signing_keys::KeySet,
-};
+use super::{retry::policy_for, sender::Outgoing};
+use crate::signing_keys::KeySet;
 
 /// The names of the dialects that send events of type `t`.
 pub fn dialects_sending(t: EventType) -> Vec<&'static str> {

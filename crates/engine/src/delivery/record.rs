@@ -1,4 +1,6 @@
-//! Group commit for events recorded on their own (test events, API-driven events).
+//! Writing events: group commit for events recorded on their own (test events, disabled
+//! endpoints), and the lease-on-write hand-off to this node's dispatcher that every write uses,
+//! a caller's [`OutboxTx`](super::transaction::OutboxTx) included.
 //!
 //! Each transaction costs a sync to disk, so recording events one transaction each caps a
 //! node at the disk's sync rate. Callers instead hand their event to one writer task, which
@@ -115,14 +117,21 @@ impl Handoff {
 }
 
 /// Deliveries an uncommitted transaction wrote: those leased to this node, to hand to its
-/// dispatcher, and whether others wait for an ordinary claim. Pass it to
-/// [`crate::Engine::dispatch`] once the transaction has committed; dropped, its deliveries
-/// still go out, but only when their lease expires.
-#[must_use = "pass it to Engine::dispatch after committing"]
+/// dispatcher, and whether others wait for an ordinary claim. An
+/// [`OutboxTx`](super::transaction::OutboxTx) gathers them and hands them over when it
+/// commits; dropped, its deliveries still go out, but only when their lease expires.
 #[derive(Debug, Default)]
-pub struct Ready {
+pub(crate) struct Ready {
     pub(crate) claims: Vec<Claim>,
     pub(crate) left_for_claim: bool,
+}
+
+impl Ready {
+    /// Adds what another write of the same transaction left.
+    pub(crate) fn merge(&mut self, other: Ready) {
+        self.claims.extend(other.claims);
+        self.left_for_claim |= other.left_for_claim;
+    }
 }
 
 /// Writes `batch` in `tx`, leasing to this node the deliveries that may leave at once when
