@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// this [default: 45]. Must exceed the delivery timeout by 5 s.
     #[arg(long, env = "FRESHET_DELIVERY_LEASE_SECONDS")]
     pub delivery_lease_seconds: Option<u64>,
+    /// Seconds a node holds its share of the outbox partitions without renewing it (PostgreSQL;
+    /// renewed every third of it): a node that stops loses its partitions to the others after
+    /// this [default: 10].
+    #[arg(long, env = "FRESHET_PARTITION_LEASE_SECONDS")]
+    pub partition_lease_seconds: Option<u64>,
     /// IP ranges webhooks may target despite being private (comma-separated CIDRs).
     #[arg(long, env = "FRESHET_ALLOW_TARGETS", value_delimiter = ',')]
     pub allow_targets: Option<Vec<String>>,
@@ -176,6 +181,7 @@ pub struct FileConfig {
     pub db_max_connections: Option<u32>,
     pub delivery_timeout_seconds: Option<u64>,
     pub delivery_lease_seconds: Option<u64>,
+    pub partition_lease_seconds: Option<u64>,
     pub allow_targets: Option<Vec<String>>,
     pub node_name: Option<String>,
     pub sandbox: Option<bool>,
@@ -218,6 +224,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub delivery_timeout: Duration,
     pub delivery_lease: Duration,
+    /// How long a node holds its outbox partitions without renewing them.
+    pub partition_lease: Duration,
     /// Ranges webhooks may target despite their kind.
     pub allow_targets: Vec<Cidr>,
     pub node_name: String,
@@ -270,6 +278,7 @@ impl Config {
             db_max_connections: 16,
             delivery_timeout: Duration::from_secs(15),
             delivery_lease: Duration::from_secs(45),
+            partition_lease: Duration::from_secs(10),
             allow_targets: Vec::new(),
             node_name: default_node_name(),
             sandbox: true,
@@ -352,6 +361,11 @@ impl Config {
                 .or(file.delivery_lease_seconds)
                 .map(Duration::from_secs)
                 .unwrap_or(d.delivery_lease),
+            partition_lease: args
+                .partition_lease_seconds
+                .or(file.partition_lease_seconds)
+                .map(Duration::from_secs)
+                .unwrap_or(d.partition_lease),
             allow_targets: args
                 .allow_targets
                 .or(file.allow_targets)
@@ -471,6 +485,9 @@ impl Config {
         }
         if !(1..=300).contains(&self.delivery_timeout.as_secs()) {
             bail!("delivery_timeout_seconds: must be between 1 and 300");
+        }
+        if self.partition_lease < Duration::from_secs(2) {
+            bail!("partition_lease_seconds: must be at least 2 (a node renews every third of it)");
         }
         if self.delivery_lease < self.delivery_timeout + Duration::from_secs(5) {
             bail!("delivery_lease_seconds: must exceed delivery_timeout_seconds by at least 5");

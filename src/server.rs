@@ -110,6 +110,7 @@ impl Server {
                     ..Default::default()
                 },
                 timeout: config.delivery_timeout,
+                partition_lease: config.partition_lease,
             },
             stop.clone(),
         );

@@ -307,6 +307,13 @@ function stateCell(e) {
   else if (e.health && e.health.failing_since) {
     cell.push(h("div", { class: "sub" }, "failing since ", when(e.health.failing_since, { relativeOnly: true })));
   }
+  const limits = [];
+  if (e.rate_limit) limits.push(`${e.rate_limit}/s`);
+  if (e.max_in_flight) limits.push(`${e.max_in_flight} in flight`);
+  if (limits.length) cell.push(h("div", { class: "sub" }, `limit ${limits.join(", ")}`));
+  if (e.health && e.health.waiting > 0) {
+    cell.push(h("div", { class: "sub", "data-testid": "endpoint-waiting" }, `${e.health.waiting} waiting`));
+  }
   return cell;
 }
 

@@ -42,6 +42,9 @@ pub struct EndpointHealthOut {
     /// Deliveries are stopped: by the API, or after five days without a success (see the
     /// endpoint's `disabled_reason`).
     disabled: bool,
+    /// Deliveries due now and not yet sent. For an endpoint with `rate_limit` or
+    /// `max_in_flight`, what its limits hold back in the outbox (they wait, never fail).
+    waiting: u64,
 }
 
 /// A failed attempt.
@@ -72,6 +75,7 @@ impl EndpointHealthOut {
             }),
             failing_since: e.failing_since,
             disabled: !e.enabled,
+            waiting: h.waiting,
         }
     }
 }
@@ -92,6 +96,7 @@ pub(crate) async fn health_of(
                 attempts: 0,
                 succeeded: 0,
                 last_failure: None,
+                waiting: 0,
             });
             (e.id, EndpointHealthOut::new(e, h))
         })

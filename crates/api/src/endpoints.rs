@@ -435,9 +435,9 @@ async fn update_endpoint(
         .endpoints
         .update(app, endpoint_id(&id)?, patch)
         .await?;
-    state.engine.wake_dispatcher();
-    e.map(|e| Json(EndpointOut::new(e, false)))
-        .ok_or(ApiError::NotFound("webhook endpoint"))
+    let e = e.ok_or(ApiError::NotFound("webhook endpoint"))?;
+    state.engine.wake_dispatcher_for(e.id).await;
+    Ok(Json(EndpointOut::new(e, false)))
 }
 
 /// Deletes an endpoint and its deliveries.

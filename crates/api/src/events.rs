@@ -340,7 +340,7 @@ async fn retry_delivery(
     let id = delivery_id(&id)?;
     match state.store.retry_delivery(app, id).await? {
         Some(d) => {
-            state.engine.wake_dispatcher();
+            state.engine.wake_dispatcher_for(d.endpoint_id).await;
             Ok((StatusCode::ACCEPTED, Json(d.into())))
         }
         None => match state.store.get_delivery(app, id).await? {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use freshet_store::Store;
 
 use crate::{
-    delivery::{outbox::Outbox, record::Handoff},
+    delivery::{outbox::Outbox, partitions::Partitions, record::Handoff},
     metrics::Metrics,
 };
 
@@ -23,14 +23,18 @@ impl Engine {
     /// A handle with no dispatcher of its own, for tools and tests: what it records waits for
     /// some dispatcher's claim. Call inside a Tokio runtime (it starts the event writer).
     pub fn new(store: Store) -> Self {
-        Self::assemble(store, None)
+        Self::assemble(store, None, Arc::new(Partitions::none()))
     }
 
     /// With a `handoff`, events recorded through this handle go straight to this node's
     /// dispatcher.
-    pub(crate) fn assemble(store: Store, handoff: Option<Handoff>) -> Self {
+    pub(crate) fn assemble(
+        store: Store,
+        handoff: Option<Handoff>,
+        partitions: Arc<Partitions>,
+    ) -> Self {
         let metrics = Arc::new(Metrics::new());
-        let outbox = Outbox::new(store.clone(), handoff, metrics.clone());
+        let outbox = Outbox::new(store.clone(), handoff, partitions, metrics.clone());
         Self {
             store,
             outbox,

@@ -3,7 +3,10 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::Duration,
 };
 
@@ -20,6 +23,8 @@ use axum::{
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When it arrived, on this process's clock.
+    pub at: std::time::Instant,
 }
 
 /// How the receiver answers its next requests, in order; the last answer repeats.
@@ -38,6 +43,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     pub got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<Vec<Answer>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    open: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl Receiver {
@@ -50,14 +57,22 @@ impl Receiver {
     pub async fn start_on(addr: SocketAddr, script: Vec<Answer>) -> Self {
         let got = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
-        let (g, s) = (got.clone(), script.clone());
+        let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (g, s, o) = (got.clone(), script.clone(), open.clone());
         let app = Router::new()
             .route(
                 "/hook",
                 post(move |headers: HeaderMap, body: Bytes| {
-                    let (g, s) = (g.clone(), s.clone());
+                    let (g, s, o) = (g.clone(), s.clone(), o.clone());
                     async move {
-                        g.lock().unwrap().push(Received { headers, body });
+                        let now_open = o.0.fetch_add(1, Ordering::AcqRel) + 1;
+                        o.1.fetch_max(now_open, Ordering::AcqRel);
+                        let _closing = Closing(&o.0);
+                        g.lock().unwrap().push(Received {
+                            headers,
+                            body,
+                            at: std::time::Instant::now(),
+                        });
                         let answer = {
                             let mut s = s.lock().unwrap();
                             if s.len() > 1 {
@@ -74,7 +89,17 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, got, script }
+        Self {
+            addr,
+            got,
+            script,
+            open,
+        }
+    }
+
+    /// The most requests the receiver was answering at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.open.1.load(Ordering::Acquire)
     }
 
     /// The URL to register as an endpoint.
@@ -109,6 +134,15 @@ impl Receiver {
     /// Replaces the script of answers.
     pub fn answer_next(&self, script: Vec<Answer>) {
         *self.script.lock().unwrap() = script;
+    }
+}
+
+/// Counts a request as answered however its handler ends.
+struct Closing<'a>(&'a AtomicUsize);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

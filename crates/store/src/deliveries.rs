@@ -146,17 +146,45 @@ fn attempt_from_row(r: &impl RowExt) -> Result<Attempt, sqlx::Error> {
     })
 }
 
+/// An endpoint with a rate or concurrency limit and deliveries due.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LimitedEndpoint {
+    pub id: EndpointId,
+    pub rate_limit: Option<u32>,
+    pub max_in_flight: Option<u32>,
+}
+
+/// The claim's condition on the endpoint for [`Scope::Unlimited`].
+macro_rules! unlimited {
+    () => {
+        " AND w.rate_limit IS NULL AND w.max_in_flight IS NULL"
+    };
+}
+
+/// Which due deliveries a claim may take.
+#[derive(Clone, Copy, Debug)]
+pub enum Scope<'a> {
+    /// Any: what a test or a single sweep takes.
+    All,
+    /// Those of endpoints without limits, in these partitions (all when `None`): what a
+    /// node's claimer takes.
+    Unlimited { partitions: Option<&'a [u16]> },
+    /// Those of one endpoint: a limited endpoint's share, claimed within its limits.
+    Endpoint(EndpointId),
+}
+
 /// The claim statement: due, unleased (or lease expired), endpoint enabled, and for ordered
-/// endpoints no earlier unsettled delivery for the same customer.
+/// endpoints no earlier unsettled delivery for the same customer; `$endpoint` and `$delivery`
+/// narrow it to a [`Scope`].
 macro_rules! claim_sql {
-    ($lock:literal) => {
+    ($lock:literal, $endpoint:expr, $delivery:expr) => {
         concat!(
             "UPDATE deliveries SET status = 'delivering', lease_until = $1, leased_by = $2, \
              updated_at = $3 WHERE id IN (\
                SELECT d.id FROM deliveries d \
                WHERE d.status IN ('pending', 'failed', 'delivering') AND d.next_attempt_at <= $3 \
                  AND (d.status <> 'delivering' OR d.lease_until < $3) \
-                 AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.enabled) \
+                 AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.endpoint_id AND w.enabled", $endpoint, ") ", $delivery, " \
                  AND (d.ordering_key IS NULL OR NOT EXISTS (\
                    SELECT 1 FROM deliveries p WHERE p.endpoint_id = d.endpoint_id \
                      AND p.ordering_key = d.ordering_key AND p.event_id < d.event_id \
@@ -171,24 +199,78 @@ macro_rules! claim_sql {
 impl Store {
     /// Leases up to `limit` due deliveries to `node` for `lease`.
     pub async fn claim_due(&self, node: &str, lease: Duration, limit: u32) -> Result<Vec<Claim>> {
+        self.claim(node, lease, limit, Scope::All).await
+    }
+
+    /// Leases up to `limit` due deliveries within `scope` to `node` for `lease`.
+    pub async fn claim(
+        &self,
+        node: &str,
+        lease: Duration,
+        limit: u32,
+        scope: Scope<'_>,
+    ) -> Result<Vec<Claim>> {
         // Before claiming: a node that cannot open secrets must not hold deliveries.
         let keys = self.keys()?;
         let now = freshet_model::time::now();
         let token = format!("{node}/{}", Uuid::now_v7().simple());
-        let claim = match self.kind() {
-            StoreKind::Sqlite => claim_sql!(""),
-            StoreKind::Postgres => claim_sql!(" FOR UPDATE SKIP LOCKED"),
+        let claim = match (self.kind(), scope) {
+            (StoreKind::Sqlite, Scope::All) => claim_sql!("", "", ""),
+            (StoreKind::Sqlite, Scope::Unlimited { .. }) => claim_sql!("", unlimited!(), ""),
+            (StoreKind::Sqlite, Scope::Endpoint(_)) => claim_sql!("", "", "AND d.endpoint_id = $5"),
+            (StoreKind::Postgres, Scope::All) => claim_sql!(" FOR UPDATE SKIP LOCKED", "", ""),
+            (StoreKind::Postgres, Scope::Unlimited { partitions: None }) => {
+                claim_sql!(" FOR UPDATE SKIP LOCKED", unlimited!(), "")
+            }
+            (
+                StoreKind::Postgres,
+                Scope::Unlimited {
+                    partitions: Some(_),
+                },
+            ) => claim_sql!(
+                " FOR UPDATE SKIP LOCKED",
+                unlimited!(),
+                concat!("AND ", crate::partition_sql!("d"), " = ANY($5)")
+            ),
+            (StoreKind::Postgres, Scope::Endpoint(_)) => {
+                claim_sql!(" FOR UPDATE SKIP LOCKED", "", "AND d.endpoint_id = $5")
+            }
         };
-        let claimed = on_pool!(self, write, |pool| {
-            sqlx::query(claim)
+        if let Scope::Unlimited {
+            partitions: Some(p),
+        } = scope
+            && p.is_empty()
+        {
+            return Ok(Vec::new());
+        }
+        let claimed = match (&self.backend, scope) {
+            (
+                crate::Backend::Postgres(pool),
+                Scope::Unlimited {
+                    partitions: Some(p),
+                },
+            ) => sqlx::query(claim)
                 .bind(Ts(now + lease))
                 .bind(&token)
                 .bind(Ts(now))
                 .bind(i64::from(limit))
+                .bind(p.iter().map(|&p| i32::from(p)).collect::<Vec<_>>())
                 .execute(pool)
                 .await?
-                .rows_affected()
-        });
+                .rows_affected(),
+            _ => on_pool!(self, write, |pool| {
+                let q = sqlx::query(claim)
+                    .bind(Ts(now + lease))
+                    .bind(&token)
+                    .bind(Ts(now))
+                    .bind(i64::from(limit));
+                let q = match scope {
+                    Scope::Endpoint(e) => q.bind(e.0),
+                    _ => q,
+                };
+                q.execute(pool).await?.rows_affected()
+            }),
+        };
         if claimed == 0 {
             return Ok(Vec::new());
         }
@@ -248,6 +330,35 @@ impl Store {
             }
             claims.sort_by_key(|c| (c.delivery.next_attempt_at, c.delivery.event_id));
             Ok(claims)
+        })
+    }
+
+    /// The enabled endpoints with limits that have deliveries due and unleased: what the
+    /// holders of their partitions claim within the limits.
+    pub async fn limited_endpoints_due(&self) -> Result<Vec<LimitedEndpoint>> {
+        let now = freshet_model::time::now();
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(
+                "SELECT w.id, w.rate_limit, w.max_in_flight FROM webhook_endpoints w \
+                 WHERE w.enabled AND (w.rate_limit IS NOT NULL OR w.max_in_flight IS NOT NULL) \
+                 AND EXISTS (SELECT 1 FROM deliveries d WHERE d.endpoint_id = w.id \
+                   AND d.status IN ('pending', 'failed', 'delivering') AND d.next_attempt_at <= $1 \
+                   AND (d.status <> 'delivering' OR d.lease_until < $1))",
+            )
+            .bind(Ts(now))
+            .fetch_all(pool)
+            .await?;
+            let limit = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    Ok(LimitedEndpoint {
+                        id: r.uuid("id")?.into(),
+                        rate_limit: limit(r.opt_i64("rate_limit")?),
+                        max_in_flight: limit(r.opt_i64("max_in_flight")?),
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?)
         })
     }
 

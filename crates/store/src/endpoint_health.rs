@@ -27,6 +27,8 @@ pub struct EndpointHealth {
     pub succeeded: u64,
     /// The most recent failed attempt, however long ago.
     pub last_failure: Option<FailedAttempt>,
+    /// Deliveries due now and not yet sent: for a limited endpoint, what its limits hold back.
+    pub waiting: u64,
 }
 
 /// A failed attempt, as the health summary shows it.
@@ -54,11 +56,17 @@ impl Store {
             let mut q = QueryBuilder::new(
                 "SELECT x.endpoint_id, COALESCE(w.attempts, 0) AS attempts, \
                  COALESCE(w.succeeded, 0) AS succeeded, f.attempted_at AS failed_at, \
-                 f.status_code AS failed_status, f.error AS failed_error FROM (\
-                   SELECT e.id AS endpoint_id, (SELECT b.id FROM delivery_attempts b \
-                     WHERE b.endpoint_id = e.id AND COALESCE(b.status_code, 0) NOT BETWEEN 200 AND 299 \
-                     ORDER BY b.attempted_at DESC LIMIT 1) AS failure_id \
-                   FROM webhook_endpoints e WHERE e.application_id = ",
+                 f.status_code AS failed_status, f.error AS failed_error, x.waiting FROM (\
+                   SELECT e.id AS endpoint_id, (SELECT count(*) FROM deliveries d \
+                     WHERE d.endpoint_id = e.id AND d.status IN ('pending', 'failed') \
+                     AND d.next_attempt_at <= ",
+            );
+            q.push_bind(Ts(freshet_model::time::now()));
+            q.push(
+                ") AS waiting, (SELECT b.id FROM delivery_attempts b \
+                 WHERE b.endpoint_id = e.id AND COALESCE(b.status_code, 0) NOT BETWEEN 200 AND 299 \
+                 ORDER BY b.attempted_at DESC LIMIT 1) AS failure_id \
+                 FROM webhook_endpoints e WHERE e.application_id = ",
             );
             q.push_bind(app.0);
             q.push(" AND e.id IN (");
@@ -96,6 +104,7 @@ impl Store {
                         attempts: r.i64("attempts")?.max(0) as u64,
                         succeeded: r.i64("succeeded")?.max(0) as u64,
                         last_failure,
+                        waiting: r.i64("waiting")?.max(0) as u64,
                     },
                 );
             }

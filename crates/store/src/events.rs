@@ -104,6 +104,9 @@ pub struct Written {
     pub claims: Vec<Claim>,
     /// Events not stored because the one endpoint they were for does not exist.
     pub missing: Vec<EventId>,
+    /// Partitions, not held by the writer, with deliveries due now: whoever holds them should
+    /// hear of it.
+    pub announce: Vec<u16>,
 }
 
 impl Tx {
@@ -117,10 +120,13 @@ impl Tx {
 const MAX_ROWS: usize = 2_000;
 
 /// A lease to take on the deliveries a batch creates, for the node that wrote them.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct Lease<'a> {
     pub token: &'a str,
     pub until: OffsetDateTime,
+    /// Whether the writer holds a partition: only there may it take deliveries for itself,
+    /// since the holder alone sends an endpoint's deliveries (and enforces its limits).
+    pub holds: &'a (dyn Fn(u16) -> bool + Sync),
 }
 
 impl Tx {
@@ -151,7 +157,10 @@ impl Tx {
             all.deliveries += w.deliveries;
             all.claims.extend(w.claims);
             all.missing.extend(w.missing);
+            all.announce.extend(w.announce);
         }
+        all.announce.sort_unstable();
+        all.announce.dedup();
         Ok(all)
     }
 }
@@ -230,6 +239,8 @@ async fn write_events(
     });
     let mut rows: Vec<Row<'_>> = Vec::new();
     let mut heads = std::collections::HashSet::new();
+    let mut announce = Vec::new();
+    let mut series_heads = Vec::new();
     for (event, fanout) in stored.iter().copied() {
         let series = match fanout {
             Fanout::Subscribers { series, .. } => *series,
@@ -239,15 +250,29 @@ async fn write_events(
             // An ordered endpoint keeps each customer's events in order, which covers a series.
             let ordering_key = match event.customer_id {
                 Some(c) if endpoint.ordered => Some(c.0.to_string()),
-                _ => series.map(|s| format!("series:{s}")),
+                _ => series.map(|s| format!("{SERIES}{s}")),
             };
-            // What waits for an earlier delivery is left for a claim, which checks that.
-            let leased = lease.is_some() && endpoint.enabled && ordering_key.is_none();
             // Behind an earlier delivery of this batch with the same key: parked until that
             // one settles (`finish_attempts` moves it forward), so claims never scan it.
             let parked = ordering_key
                 .as_ref()
                 .is_some_and(|k| !heads.insert((endpoint.id, k.clone())));
+            // What waits for an earlier delivery is left for a claim, which checks that; the
+            // head of a refresh's series is checked below and may leave at once.
+            let partition = crate::partition_of(endpoint.id);
+            let holds = lease.is_some_and(|l| (l.holds)(partition));
+            let leased = holds && endpoint.enabled && !endpoint.limited() && ordering_key.is_none();
+            if !leased && !parked && !holds && endpoint.enabled {
+                announce.push(partition);
+            }
+            if holds
+                && endpoint.enabled
+                && !endpoint.limited()
+                && !parked
+                && let Some(key) = ordering_key.as_ref().filter(|k| k.starts_with(SERIES))
+            {
+                series_heads.push((rows.len(), endpoint.id, key.clone()));
+            }
             rows.push(Row {
                 delivery: Delivery {
                     id: DeliveryId::new(),
@@ -275,6 +300,16 @@ async fn write_events(
                 ordering_key,
                 leased,
             });
+        }
+    }
+    // A series is written by one task, one transaction after another: a head with nothing
+    // of its series still unsettled is first in line, and goes to the writer's dispatcher
+    // like any unordered delivery instead of waiting for a claim.
+    for (i, endpoint, key) in series_heads {
+        if !unsettled_before(conn, endpoint, &key).await? {
+            let row = &mut rows[i];
+            row.leased = true;
+            row.delivery.status = DeliveryStatus::Delivering;
         }
     }
     let leased = |r: &Row<'_>| match (r.leased, lease) {
@@ -393,7 +428,7 @@ async fn write_events(
                 token: l.token.to_string(),
                 lease_until: l.until,
                 body: None,
-                ordering_key: None,
+                ordering_key: r.ordering_key.clone(),
             })
             .collect(),
     };
@@ -401,6 +436,25 @@ async fn write_events(
         deliveries: rows.len() as u64,
         claims,
         missing: missing.iter().map(|(e, _)| e.id).collect(),
+        announce,
+    })
+}
+
+/// The prefix of a refresh series' ordering key.
+const SERIES: &str = "series:";
+
+/// Whether `endpoint` has a delivery with ordering key `key` not yet settled.
+async fn unsettled_before(conn: &mut Conn<'_>, endpoint: EndpointId, key: &str) -> Result<bool> {
+    on_conn!(conn, |c| {
+        let found = sqlx::query(
+            "SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND ordering_key = $2 \
+             AND status IN ('pending', 'failed', 'delivering') LIMIT 1",
+        )
+        .bind(endpoint.0)
+        .bind(key)
+        .fetch_optional(&mut **c)
+        .await?;
+        Ok(found.is_some())
     })
 }
 

@@ -57,7 +57,9 @@ use sqlx::{
 pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
 pub use backup::{BackupError, backup_sqlite};
-pub use deliveries::{AttemptRecord, Claim, Finished, Outcome, PARKED, Recorded};
+pub use deliveries::{
+    AttemptRecord, Claim, Finished, LimitedEndpoint, Outcome, PARKED, Recorded, Scope,
+};
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use erasure::{CANCELLED_REASON, Erased};

@@ -15,6 +15,9 @@ pub struct QueueStats {
     pub oldest_due: Option<OffsetDateTime>,
     /// Unsettled deliveries to disabled endpoints, which wait until the endpoint is enabled.
     pub parked: u64,
+    /// Deliveries due now to endpoints with a rate or concurrency limit, not yet sent: what
+    /// the limits hold back.
+    pub waiting_for_limits: u64,
 }
 
 /// How many authorised consents of a provider made `used` unattended refreshes today.
@@ -30,22 +33,35 @@ impl Store {
     pub async fn queue_stats(&self) -> Result<QueueStats> {
         // Grouping by endpoint first reads the deliveries from the index alone and joins the
         // endpoints once each, not once per delivery.
-        let sql = "SELECT w.enabled AS enabled, CAST(SUM(q.n) AS BIGINT) AS n, \
+        let sql = "SELECT w.enabled AS enabled, \
+                   CAST(CASE WHEN w.rate_limit IS NULL AND w.max_in_flight IS NULL THEN 0 ELSE 1 END AS BIGINT) AS limited, \
+                   CAST(SUM(q.n) AS BIGINT) AS n, CAST(SUM(q.due) AS BIGINT) AS due, \
                    MIN(q.oldest) AS oldest FROM (\
-                     SELECT endpoint_id, COUNT(*) AS n, MIN(next_attempt_at) AS oldest \
+                     SELECT endpoint_id, COUNT(*) AS n, MIN(next_attempt_at) AS oldest, \
+                     SUM(CASE WHEN status <> 'delivering' AND next_attempt_at <= $1 THEN 1 ELSE 0 END) AS due \
                      FROM deliveries WHERE status IN ('pending', 'failed', 'delivering') \
                      GROUP BY endpoint_id) q \
-                   JOIN webhook_endpoints w ON w.id = q.endpoint_id GROUP BY w.enabled";
+                   JOIN webhook_endpoints w ON w.id = q.endpoint_id GROUP BY 1, 2";
         on_pool!(self, read, |pool| {
-            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            let rows = sqlx::query(sql)
+                .bind(crate::codec::Ts(freshet_model::time::now()))
+                .fetch_all(pool)
+                .await?;
             let mut stats = QueueStats::default();
             for r in &rows {
                 let n = r.i64("n")?.max(0) as u64;
                 if r.bool("enabled")? {
-                    stats.depth = n;
-                    stats.oldest_due = r.opt_ts("oldest")?;
+                    stats.depth += n;
+                    let oldest = r.opt_ts("oldest")?;
+                    stats.oldest_due = match (stats.oldest_due, oldest) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if r.i64("limited")? == 1 {
+                        stats.waiting_for_limits += r.i64("due")?.max(0) as u64;
+                    }
                 } else {
-                    stats.parked = n;
+                    stats.parked += n;
                 }
             }
             Ok(stats)

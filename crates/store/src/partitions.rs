@@ -20,8 +20,7 @@ pub const PARTITIONS: u16 = 64;
 /// the partitions, comma-separated.
 pub const OUTBOX_CHANNEL: &str = "freshet_outbox";
 
-/// The SQL for a delivery row's partition, matching [`partition_of`] and the index of
-/// migration 15.
+/// The SQL for a delivery row's partition, matching [`partition_of`].
 #[macro_export]
 #[doc(hidden)]
 macro_rules! partition_sql {

@@ -10,7 +10,9 @@
 use std::{sync::Arc, time::Duration};
 
 use freshet_model::{ApplicationId, webhooks::EndpointId};
-use freshet_store::{AttemptRecord, Claim, Finished, Outcome, Store, StoreError};
+use freshet_store::{
+    AttemptRecord, Claim, Finished, Outcome, Scope, Store, StoreError, partition_of,
+};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -18,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 
 use super::{
+    limits::Limits,
+    partitions::Partitions,
     record::HandoffReceiver,
     retry::{RetryPolicy, policy_for},
     sender::{AttemptOutcome, Outgoing, Sender, Sent},
@@ -79,10 +83,17 @@ pub struct Dispatcher {
     /// Recorded attempts gave their room back: what a claimer waiting for room waits on.
     room_freed: Notify,
     metrics: Arc<Metrics>,
+    /// The outbox partitions this node claims from.
+    partitions: Arc<Partitions>,
+    /// The limited endpoints' sends, kept here because this node alone sends to them.
+    limits: Limits,
+    /// A limited endpoint's answer came: room for its next delivery.
+    limited_room: Notify,
 }
 
 struct Done {
     finished: Finished,
+    partition: u16,
     /// The delivery had an ordering key (an ordered endpoint's customer, a refresh's series):
     /// once it is settled, the next one with the same key may be claimed.
     ordered: bool,
@@ -108,7 +119,16 @@ impl Dispatcher {
             wake,
             room_freed: Notify::new(),
             metrics: Arc::new(Metrics::new()),
+            partitions: Arc::new(Partitions::all()),
+            limits: Limits::default(),
+            limited_room: Notify::new(),
         }
+    }
+
+    /// Claims only from the partitions in `partitions` (by default, all of them).
+    pub fn with_partitions(mut self, partitions: Arc<Partitions>) -> Self {
+        self.partitions = partitions;
+        self
     }
 
     /// Counts attempts in `metrics` (the node's, which `/metrics` shows) rather than in a
@@ -158,6 +178,11 @@ impl Dispatcher {
                     .handoff_loop(h, room.clone(), done_tx.clone(), stop.clone()),
             )
         });
+        let limited = tokio::spawn(self.clone().limited_loop(
+            room.clone(),
+            done_tx.clone(),
+            stop.clone(),
+        ));
         let mut backoff = Duration::from_millis(100);
         while !stop.is_cancelled() {
             let free = room
@@ -171,9 +196,13 @@ impl Dispatcher {
                 }
                 continue;
             }
+            let partitions = self.partitions.claimable();
+            let scope = Scope::Unlimited {
+                partitions: partitions.as_deref(),
+            };
             match self
                 .store
-                .claim_due(&self.config.node, self.lease(), free as u32)
+                .claim(&self.config.node, self.lease(), free as u32, scope)
                 .await
             {
                 Ok(claims) if claims.is_empty() => {
@@ -203,6 +232,7 @@ impl Dispatcher {
         if let Some(h) = handed {
             let _ = h.await;
         }
+        let _ = limited.await;
         drop(done_tx);
         // Every spawned attempt holds a sender; the recorder ends once they all reported.
         let _ = recorder.await;
@@ -234,6 +264,80 @@ impl Dispatcher {
         }
     }
 
+    /// Claims the deliveries of limited endpoints, each only as far as its limits leave room,
+    /// so that what waits stays in the outbox. Only partitions held long enough count: what
+    /// the previous holder sent in its last second still counts against the rate.
+    async fn limited_loop(
+        self: Arc<Self>,
+        room: Arc<Semaphore>,
+        done: mpsc::UnboundedSender<Done>,
+        stop: CancellationToken,
+    ) {
+        /// How soon to look again while a limited endpoint has work waiting.
+        const BUSY: Duration = Duration::from_millis(20);
+        while !stop.is_cancelled() {
+            let now = std::time::Instant::now();
+            let mut again = self.config.idle_poll;
+            match self.store.limited_endpoints_due().await {
+                Ok(due) => {
+                    for e in due
+                        .iter()
+                        .filter(|e| self.partitions.holds(partition_of(e.id)))
+                    {
+                        if !self.partitions.settled_in(partition_of(e.id)) {
+                            again = again.min(BUSY * 5);
+                            continue;
+                        }
+                        let r = self.limits.room(e, now);
+                        if let Some(at) = r.more_at {
+                            again = again.min(at.saturating_duration_since(now));
+                        }
+                        let n = r
+                            .now
+                            .min(self.config.batch_size)
+                            .min(room.available_permits() as u32);
+                        if n == 0 {
+                            // Held back by what is in flight: an answer wakes this loop.
+                            continue;
+                        }
+                        again = again.min(BUSY);
+                        let claimed = self
+                            .store
+                            .claim(&self.config.node, self.lease(), n, Scope::Endpoint(e.id))
+                            .await;
+                        match claimed {
+                            Ok(claims) => {
+                                self.limits.started(
+                                    e.id,
+                                    claims.len() as u32,
+                                    std::time::Instant::now(),
+                                );
+                                for claim in claims {
+                                    let Ok(permit) = room.clone().acquire_owned().await else {
+                                        return;
+                                    };
+                                    self.spawn_send(claim, permit, &done);
+                                }
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "claiming a limited endpoint's deliveries failed; retrying")
+                            }
+                        }
+                    }
+                    self.limits.forget_idle(now);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "reading limited endpoints failed; retrying")
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.limited_room.notified() => {}
+                _ = tokio::time::sleep(again) => {}
+            }
+        }
+    }
+
     async fn spawn_attempt(
         self: &Arc<Self>,
         claim: Claim,
@@ -256,13 +360,23 @@ impl Dispatcher {
         done: &mpsc::UnboundedSender<Done>,
     ) {
         let (this, done) = (self.clone(), done.clone());
+        let partition = partition_of(claim.endpoint.id);
+        self.partitions.started(partition);
         tokio::spawn(async move {
             let ordered = claim.endpoint.ordered || claim.ordering_key.is_some();
-            let Some(finished) = this.attempt(claim).await else {
+            let limited = claim.endpoint.limited().then_some(claim.endpoint.id);
+            let finished = this.attempt(claim).await;
+            if let Some(endpoint) = limited {
+                this.limits.finished(endpoint);
+                this.limited_room.notify_one();
+            }
+            let Some(finished) = finished else {
+                this.partitions.finished(partition);
                 return;
             };
             let _ = done.send(Done {
                 finished,
+                partition,
                 ordered,
                 _permit: permit,
             });
@@ -295,6 +409,9 @@ impl Dispatcher {
                     }
                 }
             };
+            for d in &batch {
+                self.partitions.finished(d.partition);
+            }
             batch.clear(); // releases the permits: room for more claims
             self.room_freed.notify_one();
             if wake_claimer || brought_forward > 0 {

@@ -8,6 +8,9 @@
 //! - [`record`]: the writes themselves: group commit for events recorded on their own, and
 //!   deliveries written already leased and handed straight to this node's dispatcher.
 //! - [`dispatcher`]: claiming due deliveries, sending them and writing the attempt log.
+//! - [`partitions`]: which outbox partitions this node holds, so nodes claim apart, and
+//!   the announcements that wake a partition's holder.
+//! - [`limits`]: an endpoint's `rate_limit` and `max_in_flight`, kept by its partition's holder.
 //! - [`render`]: a claimed delivery rendered in its endpoint's dialect and signed.
 //! - [`sender`]: the HTTP client; [`target`]: the guard on where it may connect.
 //! - [`retry`]: retry schedules and what follows an attempt.
@@ -18,7 +21,9 @@
 
 pub mod disable;
 pub mod dispatcher;
+pub mod limits;
 pub mod outbox;
+pub mod partitions;
 pub mod record;
 pub mod render;
 pub mod replay;

@@ -4,13 +4,15 @@
 
 use std::{sync::Arc, time::Duration};
 
-use freshet_store::Store;
+use freshet_model::webhooks::EndpointId;
+use freshet_store::{Store, StoreKind};
 use tokio::{sync::Notify, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{
     dispatcher::{Dispatcher, DispatcherConfig, OnLongFailure, Prepare},
-    record::{Handoff, Ready, Recorder},
+    partitions::{self, Partitions},
+    record::{self, Handoff, Ready, Recorder},
     render,
     sender::Sender,
     target::TargetPolicy,
@@ -23,6 +25,9 @@ pub struct DeliveryConfig {
     pub dispatcher: DispatcherConfig,
     /// How long a receiver has to answer when its dialect does not say.
     pub timeout: Duration,
+    /// How long a node holds its outbox partitions without renewing them (PostgreSQL): how
+    /// soon the others take over the partitions of a node that stopped.
+    pub partition_lease: Duration,
 }
 
 /// Past this many claims handed to the dispatcher and not yet taken, new deliveries wait for
@@ -30,39 +35,55 @@ pub struct DeliveryConfig {
 const HANDOFF_LIMIT: usize = 1024;
 
 /// This node's way into its outbox: the event writer, the hand-off to its dispatcher (when it
-/// runs one) and the dispatcher's wake-up.
+/// runs one), the partitions it holds and the dispatcher's wake-up.
 #[derive(Clone, Debug)]
 pub(crate) struct Outbox {
     pub(crate) recorder: Recorder,
     /// Where deliveries recorded in a caller's transaction go once it commits.
     pub(crate) handoff: Option<Handoff>,
+    store: Store,
+    partitions: Arc<Partitions>,
     wake: Arc<Notify>,
 }
 
 impl Outbox {
     /// Starts the event writer; call inside a Tokio runtime. With a `handoff`, events it
     /// records go straight to this node's dispatcher.
-    pub(crate) fn new(store: Store, handoff: Option<Handoff>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        handoff: Option<Handoff>,
+        partitions: Arc<Partitions>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let wake = Arc::new(Notify::new());
         let notify = wake.clone();
-        let recorder =
-            Recorder::start(store, handoff.clone(), metrics, move || notify.notify_one());
+        let recorder = Recorder::start(store.clone(), handoff.clone(), metrics, move || {
+            notify.notify_one()
+        });
         Self {
             recorder,
             handoff,
+            store,
+            partitions,
             wake,
         }
     }
 
     /// Sends what a committed transaction recorded: its leased deliveries straight to this
-    /// node's dispatcher, and a wake-up for the rest.
-    pub(crate) fn dispatch(&self, ready: Ready) {
+    /// node's dispatcher, a wake-up for the rest, and word to the nodes holding the
+    /// partitions of what this node does not send.
+    pub(crate) async fn dispatch(&self, ready: Ready) {
         if let Some(h) = &self.handoff {
             h.hand(ready.claims);
         }
         if ready.left_for_claim {
             self.wake();
         }
+        let mut elsewhere = ready.announce;
+        elsewhere.retain(|p| !self.partitions.holds(*p));
+        elsewhere.sort_unstable();
+        elsewhere.dedup();
+        record::announce(&self.store, &elsewhere).await;
     }
 
     pub(crate) fn wake(&self) {
@@ -75,6 +96,8 @@ impl Engine {
     /// finishes what it claimed; join the returned task on shutdown. Deliveries are signed
     /// with `keys` (the Bud dialect's) and sent only where `policy` allows; an endpoint that
     /// failed for longer than the dispatcher's `disable_after` is disabled, with an event.
+    /// On PostgreSQL the node first takes its share of the outbox partitions, keeps it while
+    /// it runs, and lets it go when it stops.
     pub fn start(
         store: Store,
         keys: Arc<SigningKeys>,
@@ -82,30 +105,71 @@ impl Engine {
         config: DeliveryConfig,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
+        let shared = store.kind() == StoreKind::Postgres;
+        let partitions = Arc::new(if shared {
+            Partitions::none()
+        } else {
+            Partitions::all()
+        });
+        let node = config.dispatcher.node.clone();
         let (handoff, handoff_rx) = Handoff::new(
-            config.dispatcher.node.clone(),
+            node.clone(),
             config.dispatcher.lease,
             HANDOFF_LIMIT,
+            partitions.clone(),
         );
-        let engine = Self::assemble(store.clone(), Some(handoff));
+        let engine = Self::assemble(store.clone(), Some(handoff), partitions.clone());
+        let wake = engine.outbox.wake.clone();
         let dispatcher = Dispatcher::new(
-            store,
+            store.clone(),
             Sender::new(policy, config.timeout),
             prepare(keys),
             disable_on_long_failure(engine.clone()),
             config.dispatcher,
-            engine.outbox.wake.clone(),
+            wake.clone(),
         )
+        .with_partitions(partitions.clone())
         .with_handoff(handoff_rx)
         .with_metrics(engine.metrics().clone());
-        let dispatching = tokio::spawn(Arc::new(dispatcher).run(stop));
+        let metrics = engine.metrics().clone();
+        let lease = config.partition_lease;
+        let dispatching = tokio::spawn(async move {
+            if !shared {
+                metrics.partitions_held(partitions.count());
+                return Arc::new(dispatcher).run(stop).await;
+            }
+            // The partitions are let go only after the dispatcher recorded what it sent.
+            let hold_stop = CancellationToken::new();
+            if let Err(e) = partitions::round(&store, &partitions, &node, lease, &wake).await {
+                tracing::warn!(error = %e, "taking outbox partitions failed; retrying");
+            }
+            metrics.partitions_held(partitions.count());
+            let holding = tokio::spawn(partitions::hold(
+                store.clone(),
+                partitions.clone(),
+                node,
+                lease,
+                wake.clone(),
+                metrics,
+                hold_stop.clone(),
+            ));
+            let listening = tokio::spawn(partitions::listen(store, partitions, wake, stop.clone()));
+            Arc::new(dispatcher).run(stop).await;
+            hold_stop.cancel();
+            let _ = tokio::join!(holding, listening);
+        });
         (engine, dispatching)
     }
 
-    /// Tells this node's dispatcher that deliveries became due, so they leave at once instead
-    /// of at its next poll.
-    pub fn wake_dispatcher(&self) {
-        self.outbox.wake();
+    /// Tells the dispatcher holding `endpoint`'s partition that its deliveries became due, so
+    /// they leave at once instead of at its next poll.
+    pub async fn wake_dispatcher_for(&self, endpoint: EndpointId) {
+        let partition = freshet_store::partition_of(endpoint);
+        if self.outbox.partitions.holds(partition) {
+            self.outbox.wake();
+        } else {
+            record::announce(&self.store, &[partition]).await;
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use freshet_store::{Claim, Fanout, Lease, Store, StoreError, StoreKind, StoredEv
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
+use super::partitions::Partitions;
 use crate::metrics::Metrics;
 
 /// Where an event goes, owned so it can cross to the writer task.
@@ -55,6 +56,8 @@ pub struct Handoff {
     pub queued: Arc<AtomicUsize>,
     /// Past this many queued, new deliveries wait for an ordinary claim.
     limit: usize,
+    /// Only deliveries of partitions this node holds are leased to it.
+    partitions: Arc<Partitions>,
 }
 
 /// The dispatcher's end of the hand-off.
@@ -67,7 +70,12 @@ pub struct HandoffReceiver {
 
 impl Handoff {
     /// A hand-off for `node`, whose leases last `lease`.
-    pub fn new(node: String, lease: Duration, limit: usize) -> (Self, HandoffReceiver) {
+    pub fn new(
+        node: String,
+        lease: Duration,
+        limit: usize,
+        partitions: Arc<Partitions>,
+    ) -> (Self, HandoffReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let open = Arc::new(AtomicBool::new(false));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -78,6 +86,7 @@ impl Handoff {
             open: open.clone(),
             queued: queued.clone(),
             limit,
+            partitions,
         };
         (
             this,
@@ -124,6 +133,8 @@ impl Handoff {
 pub(crate) struct Ready {
     pub(crate) claims: Vec<Claim>,
     pub(crate) left_for_claim: bool,
+    /// Partitions another node holds with deliveries due: it hears of them after the commit.
+    pub(crate) announce: Vec<u16>,
 }
 
 impl Ready {
@@ -131,6 +142,7 @@ impl Ready {
     pub(crate) fn merge(&mut self, other: Ready) {
         self.claims.extend(other.claims);
         self.left_for_claim |= other.left_for_claim;
+        self.announce.extend(other.announce);
     }
 }
 
@@ -143,14 +155,19 @@ pub(crate) async fn record_leased(
     handoff: Option<&Handoff>,
 ) -> Result<(Ready, Vec<EventId>), StoreError> {
     let lease = handoff.and_then(Handoff::lease);
-    let written = tx.record_batch(batch, as_lease(&lease)).await?;
+    let holds = |p| handoff.is_some_and(|h| h.partitions.holds(p));
+    let written = tx.record_batch(batch, as_lease(&lease, &holds)).await?;
     Ok(ready(written))
 }
 
-fn as_lease(lease: &Option<(String, OffsetDateTime)>) -> Option<Lease<'_>> {
+fn as_lease<'a>(
+    lease: &'a Option<(String, OffsetDateTime)>,
+    holds: &'a (dyn Fn(u16) -> bool + Sync),
+) -> Option<Lease<'a>> {
     lease.as_ref().map(|(token, until)| Lease {
         token,
         until: *until,
+        holds,
     })
 }
 
@@ -158,8 +175,17 @@ fn ready(written: Written) -> (Ready, Vec<EventId>) {
     let ready = Ready {
         left_for_claim: written.deliveries > written.claims.len() as u64,
         claims: written.claims,
+        announce: written.announce,
     };
     (ready, written.missing)
+}
+
+/// Tells the nodes holding `partitions` that deliveries are due there. A failure only costs
+/// time: the holder's poll finds them.
+pub(crate) async fn announce(store: &Store, partitions: &[u16]) {
+    if let Err(e) = store.announce(partitions).await {
+        tracing::debug!(error = %e, "announcing outbox work failed; its holder finds it by polling");
+    }
 }
 
 /// The handle callers record through.
@@ -240,6 +266,9 @@ async fn write_loop(
                     }
                     let _ = job.done.send(Ok(stored));
                 }
+                if !written.announce.is_empty() {
+                    announce(&store, &written.announce).await;
+                }
             }
             Err(StoreError::Unavailable(why)) => {
                 // Writing one by one would wait out the database once per event: every caller
@@ -253,9 +282,13 @@ async fn write_loop(
                 // One bad event must not fail its neighbours: retry each alone.
                 tracing::warn!(error = %e, n = batch.len(), "batched event write failed; writing one by one");
                 for job in batch.drain(..) {
-                    let one = write(&store, std::slice::from_ref(&job), None)
-                        .await
-                        .map(|w| w.missing.is_empty());
+                    let one = match write(&store, std::slice::from_ref(&job), None).await {
+                        Ok(w) => {
+                            announce(&store, &w.announce).await;
+                            Ok(w.missing.is_empty())
+                        }
+                        Err(e) => Err(e),
+                    };
                     if matches!(one, Ok(true)) {
                         metrics.events_recorded([job.event.event_type]);
                     }
@@ -273,6 +306,8 @@ struct BatchWritten {
     left_for_claim: bool,
     /// Events not stored: their one endpoint does not exist.
     missing: Vec<EventId>,
+    /// Partitions another node holds with deliveries due.
+    announce: Vec<u16>,
 }
 
 async fn write(
@@ -291,12 +326,14 @@ async fn write(
         })
         .collect();
     let lease = handoff.and_then(Handoff::lease);
-    let (ready, missing) = ready(store.record_batch(&batch, as_lease(&lease)).await?);
+    let holds = |p| handoff.is_some_and(|h| h.partitions.holds(p));
+    let (ready, missing) = ready(store.record_batch(&batch, as_lease(&lease, &holds)).await?);
     if let Some(h) = handoff {
         h.hand(ready.claims);
     }
     Ok(BatchWritten {
         left_for_claim: ready.left_for_claim,
+        announce: ready.announce,
         missing,
     })
 }

@@ -65,7 +65,7 @@ impl Engine {
                 },
             )
             .await?;
-        self.wake_dispatcher();
+        self.wake_dispatcher_for(endpoint.id).await;
         Ok(counts)
     }
 }

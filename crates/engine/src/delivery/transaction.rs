@@ -70,7 +70,7 @@ impl OutboxTx<'_> {
     /// dispatcher, and a wake-up for the rest.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
-        self.engine.outbox.dispatch(self.ready);
+        self.engine.outbox.dispatch(self.ready).await;
         Ok(())
     }
 
@@ -133,6 +133,9 @@ impl OutboxTx<'_> {
             .insert_fixed_delivery(app, event, endpoint, body)
             .await?;
         self.ready.left_for_claim = true;
+        self.ready
+            .announce
+            .push(freshet_store::partition_of(endpoint));
         Ok(id)
     }
 

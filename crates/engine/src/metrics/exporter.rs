@@ -183,6 +183,11 @@ fn render_queue(out: &mut Exposition, f: &Facts) {
         f.queue.parked as f64,
     );
     out.gauge(
+        "freshet_deliveries_waiting_for_limits",
+        "Deliveries due to endpoints with a rate_limit or max_in_flight and not yet sent: what the limits hold back in the outbox.",
+        f.queue.waiting_for_limits as f64,
+    );
+    out.gauge(
         "freshet_retention_oldest_event_age_seconds",
         "Age of the oldest event kept; retention keeps it near the retention period. 0 when there is none.",
         f.oldest_event

@@ -47,6 +47,8 @@ pub struct Metrics {
     events: Family<Counter>,
     http: Family<Counter>,
     purged: Family<Counter>,
+    /// Outbox partitions this node holds, and the nodes sharing them, at the last round.
+    partitions: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
 }
 
 impl std::fmt::Debug for Metrics {
@@ -74,6 +76,7 @@ impl Metrics {
             events: Family::counters(&["type"]),
             http: Family::counters(&["class"]),
             purged: Family::counters(&["table"]),
+            partitions: Default::default(),
         };
         for (table, _) in freshet_store::Purged::default().by_table() {
             m.purged.with(&[table]);
@@ -214,7 +217,26 @@ impl Metrics {
         );
     }
 
+    /// Notes a round of holding outbox partitions: how many this node holds, among how many
+    /// nodes.
+    pub fn partitions_held(&self, (held, nodes): (usize, u64)) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.partitions.0.store(held as u64, Relaxed);
+        self.partitions.1.store(nodes, Relaxed);
+    }
+
     fn render_other(&self, out: &mut Exposition) {
+        use std::sync::atomic::Ordering::Relaxed;
+        out.gauge(
+            "freshet_outbox_partitions_held",
+            "Outbox partitions this node holds and claims from (all 64 on SQLite's single node).",
+            self.partitions.0.load(Relaxed) as f64,
+        );
+        out.gauge(
+            "freshet_outbox_nodes",
+            "Nodes sharing the outbox, as this node saw at its last round.",
+            self.partitions.1.load(Relaxed) as f64,
+        );
         self.events.render(
             out,
             "freshet_events_recorded_total",

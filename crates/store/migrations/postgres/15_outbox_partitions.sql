@@ -1,5 +1,5 @@
 -- Many nodes, one outbox: the outbox is split by endpoint into a fixed number of partitions
--- (a function of the endpoint id, so no row carries it), each held by one node under a lease.
+-- (a function of the endpoint id, so no row carries it and no row is rewritten), each held by one node under a lease.
 CREATE TABLE outbox_partitions (
     partition_no INTEGER PRIMARY KEY,
     owner TEXT,
@@ -14,9 +14,8 @@ CREATE TABLE outbox_nodes (
     seen_until TIMESTAMPTZ NOT NULL
 );
 
--- A node claims only its partitions' due deliveries.
-CREATE INDEX deliveries_partition_due ON deliveries
-    ((get_byte(uuid_send(endpoint_id), 15) % 64), next_attempt_at)
+-- A limited endpoint's deliveries are claimed on their own, and counted while they wait.
+CREATE INDEX deliveries_endpoint_due ON deliveries (endpoint_id, next_attempt_at)
     WHERE status IN ('pending', 'failed', 'delivering');
 
 -- Per-endpoint limits, enforced by the node holding the endpoint's partition.

@@ -7,6 +7,7 @@ mod health;
 mod metrics;
 mod migrations;
 mod outbox;
+mod partitions;
 mod plans;
 mod products;
 mod retention;
@@ -69,6 +70,9 @@ on_both_stores!(
     erasure::a_delivery_in_flight_stays_cancelled_and_is_waited_for,
     outbox::retry_and_replay,
     outbox::concurrent_claimers_never_share,
+    partitions::nodes_share_partitions_and_take_over_a_silent_one,
+    partitions::claims_stay_within_their_scope,
+    partitions::a_series_head_goes_to_its_writer_when_nothing_is_before_it,
     products::requests_round_trip_with_hidden_callback_endpoints,
     products::products_settle_once_under_the_claim,
     products::an_expired_or_released_claim_is_taken_over,

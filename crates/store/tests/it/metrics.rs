@@ -78,7 +78,8 @@ pub async fn the_queue_counts_unsettled_deliveries_by_endpoint_state(db: &TestDb
         QueueStats {
             depth: 3,
             oldest_due: oldest,
-            parked: 3
+            parked: 3,
+            waiting_for_limits: 0,
         }
     );
 
