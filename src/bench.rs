@@ -199,7 +199,11 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
         "rate": b.rate,
         "rate_limit": b.rate_limit,
     });
-    println!("{}", outcome.summary(run, b.rate_limit, baseline));
+    let postgres = b.database_url.is_some();
+    println!(
+        "{}",
+        outcome.summary(run, (b.rate_limit, postgres), baseline)
+    );
     Ok(())
 }
 

@@ -44,7 +44,8 @@ pub struct EndpointLoad {
 }
 
 impl Outcome {
-    /// The latencies and per-endpoint counts from what the receiver saw and the calls made.
+    /// The latencies and per-endpoint counts from what the receiver saw and the calls made;
+    /// the caller adds the timings, CPU and memory it read.
     pub fn measure(arrivals: &Arrivals, calls: &HashMap<u64, Call>) -> Self {
         let (mut from_call, mut from_ack): (Vec<Duration>, Vec<Duration>) = arrivals
             .at
@@ -134,7 +135,7 @@ impl Outcome {
                 .join(", ")
         );
         let mut cpu = format!(
-            "cpu        s per 1,000 delivered events: nodes {:.3}",
+            "cpu/1000   s per 1,000 delivered events: nodes {:.3}",
             self.cpu_per_1000(NODES)
         );
         if postgres {
@@ -148,7 +149,13 @@ impl Outcome {
             );
         }
         println!("{cpu}");
-        crate::cpu::report(&self.cpu, self.delivered, "event");
+        let counted: Vec<(String, f64)> = self
+            .cpu
+            .iter()
+            .filter(|(name, _)| name != POSTGRES_OTHER_DATABASES)
+            .cloned()
+            .collect();
+        crate::cpu::report(&counted, self.delivered, "event");
         for (n, e) in self.endpoints.iter().enumerate() {
             let mut line = format!("endpoint {n} received {}", e.received);
             if let Some(limit) = rate_limit {
@@ -168,7 +175,12 @@ impl Outcome {
     }
 
     /// The run as one JSON object, for the last line of the output.
-    pub fn summary(&self, run: Value, rate_limit: Option<u32>, baseline: Option<f64>) -> Value {
+    pub fn summary(
+        &self,
+        run: Value,
+        (rate_limit, postgres): (Option<u32>, bool),
+        baseline: Option<f64>,
+    ) -> Value {
         let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
         let spread = |lat: &[Duration]| {
             json!({
@@ -198,8 +210,9 @@ impl Outcome {
             "latency_ms_from_202": spread(&self.from_ack),
             "cpu_s_per_1000_events": {
                 "nodes": round(self.cpu_per_1000(NODES)),
-                "postgres": round(self.cpu_per_1000(POSTGRES)),
-                "postgres_other_databases": round(self.cpu_per_1000(POSTGRES_OTHER_DATABASES)),
+                "postgres": postgres.then(|| round(self.cpu_per_1000(POSTGRES))),
+                "postgres_other_databases": postgres
+                    .then(|| round(self.cpu_per_1000(POSTGRES_OTHER_DATABASES))),
                 "bench": round(self.cpu_per_1000(BENCH)),
             },
             "peak_rss_mib": self.peak_rss_kib.iter().map(|k| k / 1024).collect::<Vec<_>>(),
