@@ -129,7 +129,7 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
     );
     if endpoints < b.nodes as usize {
         println!(
-            "note       nodes share the work by endpoint: with fewer endpoints than nodes, some nodes deliver nothing"
+            "note       claiming is partitioned by endpoint (issue 18): with fewer endpoints than nodes, some nodes get no deliveries"
         );
     }
     // At the limit each endpoint takes its share of the events at `limit` per second.
