@@ -1,28 +1,33 @@
-//! `freshet bench delivery`: end-to-end webhook throughput and latency on this machine.
+//! `freshet bench delivery`: end-to-end webhook throughput, latency and CPU on this machine.
 //!
 //! Starts a fast receiver on loopback, one or more freshet nodes as child processes (so their
-//! peak memory is theirs alone), creates an application and an endpoint, then has N clients
-//! push test events through the public API. The receiver notes when each event arrives; the
-//! client notes when the API acknowledged it; both clocks are this process's. Then the same
-//! clients POST straight to the receiver, to show the loopback limit freshet is measured against.
+//! peak memory and CPU are theirs alone), creates an application and one or more endpoints,
+//! then has N clients push test events through the public API, spread over the endpoints and
+//! the nodes. Each client notes when it starts a call and when the 202 comes back; the
+//! receiver notes when each event arrives and, per endpoint, every delivery; all on this
+//! process's clock. CPU time comes from /proc for the nodes, for PostgreSQL and for this
+//! process. Then the same clients POST straight to the receiver, to show the loopback limit
+//! freshet is measured against. The last line of the output is the run as JSON.
+
+mod load;
+mod receiver;
+mod report;
+mod window;
 
 use std::{
-    collections::HashMap,
-    net::SocketAddr,
     path::PathBuf,
     process::Stdio,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
-use axum::{Router, body::Bytes, http::HeaderMap, routing::post};
 use clap::Args;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
+
+use self::{load::Load, receiver::Arrivals, report::Outcome};
+use crate::cpu::{Postgres, Watched};
 
 /// Options of `freshet bench delivery`.
 #[derive(Args, Debug, Clone)]
@@ -36,9 +41,17 @@ pub struct DeliveryBench {
     /// Events per second to offer (0 = as fast as accepted).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
-    /// Nodes to start (more than one needs PostgreSQL).
+    /// Nodes to start (more than one needs PostgreSQL). Clients call the nodes in turn.
     #[arg(long, default_value_t = 1)]
     pub nodes: u16,
+    /// Endpoints to create; events go to them in turn. Nodes share the work by endpoint, so
+    /// several nodes need several endpoints.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub endpoints: u32,
+    /// Create the endpoints with this `rate_limit` (deliveries per second), report each
+    /// endpoint's busiest second, and wait until every event is delivered.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: Option<u32>,
     /// The store: a `postgres://` URL, or omitted for a fresh SQLite file.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -47,21 +60,15 @@ pub struct DeliveryBench {
     pub no_baseline: bool,
 }
 
-#[derive(Default)]
-struct Arrivals {
-    at: HashMap<u64, Instant>,
-    webhook_ids: HashMap<String, u32>,
-    total: u64,
-}
-
 const ADMIN: &str = "bench-admin-token-0123456789abcdef";
 
 pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
     if b.nodes > 1 && b.database_url.is_none() {
         bail!("--nodes > 1 needs --database-url postgres://…");
     }
-    let arrivals = Arc::new(Mutex::new(Arrivals::default()));
-    let receiver = start_receiver(arrivals.clone()).await?;
+    let endpoints = b.endpoints as usize;
+    let arrivals = Arc::new(Mutex::new(Arrivals::new(endpoints)));
+    let receiver = receiver::start(arrivals.clone()).await?;
     let dir = tempfile::tempdir()?;
     let db = b
         .database_url
@@ -88,28 +95,23 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
         .build()?;
     let api = nodes[0].base.clone();
     let key = create_app(&http, &api, ADMIN).await?;
-    let endpoint: Value = http
-        .post(format!("{api}/v1/webhook-endpoints"))
-        .bearer_auth(&key)
-        .json(&json!({"url": format!("http://{receiver}/hook")}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let test_url: Vec<String> = nodes
+    let mut ids = Vec::new();
+    for n in 0..endpoints {
+        let url = format!("http://{receiver}/hook/{n}");
+        ids.push(create_endpoint(&http, &api, &key, &url, b.rate_limit).await?);
+    }
+    let urls: Vec<Vec<String>> = nodes
         .iter()
-        .map(|n| {
-            format!(
-                "{}/v1/webhook-endpoints/{}/test",
-                n.base,
-                endpoint["id"].as_str().unwrap_or_default()
-            )
+        .map(|node| {
+            ids.iter()
+                .map(|id| format!("{}/v1/webhook-endpoints/{id}/test", node.base))
+                .collect()
         })
         .collect();
 
+    let database = b.database_url.as_deref().and_then(database_name);
     println!(
-        "freshet bench delivery: {} events, {} clients, rate {}, {} node(s), store {}",
+        "freshet bench delivery: {} events, {} clients, rate {}, {} node(s), {} endpoint(s), store {}",
         b.events,
         b.clients,
         if b.rate == 0 {
@@ -118,196 +120,145 @@ pub async fn run(b: DeliveryBench) -> anyhow::Result<()> {
             format!("{}/s", b.rate)
         },
         b.nodes,
+        endpoints,
         if b.database_url.is_some() {
             "postgres"
         } else {
             "sqlite"
         }
     );
-    let acks = Arc::new(Mutex::new(HashMap::with_capacity(b.events as usize)));
-    let next = Arc::new(AtomicU64::new(0));
-    let watched = crate::cpu::Watched {
+    if endpoints < b.nodes as usize {
+        println!(
+            "note       claiming is partitioned by endpoint (issue 18): with fewer endpoints than nodes, some nodes get no deliveries"
+        );
+    }
+    // At the limit each endpoint takes its share of the events at `limit` per second.
+    let limited_for = b
+        .rate_limit
+        .map(|limit| Duration::from_secs_f64(b.events as f64 / (endpoints as f64 * limit as f64)));
+    if let (Some(limit), Some(expected)) = (b.rate_limit, limited_for) {
+        println!(
+            "rate limit {limit} deliveries/s per endpoint: delivering everything takes at least {:.1} s",
+            expected.as_secs_f64()
+        );
+    }
+    let watched = Watched {
         children: nodes
             .iter()
-            .filter_map(|n| Some(("freshet".to_string(), n.pid()?)))
+            .filter_map(|n| Some((report::NODES.to_string(), n.pid()?)))
             .collect(),
     };
-    let cpu_before = watched.sample();
+    let postgres = match (&b.database_url, &database) {
+        (None, _) => Postgres::Skip,
+        (Some(_), Some(name)) => Postgres::Database(name),
+        (Some(_), None) => Postgres::All,
+    };
+    let cpu_before = watched.sample_with(postgres);
     let started = Instant::now();
-    let mut clients = Vec::new();
-    for c in 0..b.clients {
-        let (http, key, urls, acks, next) = (
-            http.clone(),
-            key.clone(),
-            test_url.clone(),
-            acks.clone(),
-            next.clone(),
-        );
-        let (total, rate) = (b.events, b.rate);
-        clients.push(tokio::spawn(async move {
-            loop {
-                let seq = next.fetch_add(1, Ordering::Relaxed);
-                if seq >= total {
-                    break;
-                }
-                if rate > 0 {
-                    let due = started + Duration::from_secs_f64(seq as f64 / rate as f64);
-                    tokio::time::sleep_until(due.into()).await;
-                }
-                let url = &urls[(seq as usize + c as usize) % urls.len()];
-                let resp = http
-                    .post(url)
-                    .bearer_auth(&key)
-                    .json(&json!({"data": {"seq": seq}}))
-                    .send()
-                    .await;
-                match resp {
-                    Ok(r) if r.status().as_u16() == 202 => {
-                        acks.lock().unwrap().insert(seq, Instant::now());
-                    }
-                    Ok(r) => eprintln!("event {seq}: API answered {}", r.status()),
-                    Err(e) => eprintln!("event {seq}: {e}"),
-                }
-            }
-        }));
-    }
-    for c in clients {
-        c.await?;
-    }
+    let load = Load {
+        events: b.events,
+        clients: b.clients,
+        rate: b.rate,
+    };
+    let calls = load::push(&http, &key, Arc::new(urls), load, started).await?;
     let accepted_in = started.elapsed();
-    let accepted = acks.lock().unwrap().len() as u64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while (arrivals.lock().unwrap().at.len() as u64) < accepted && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let patience = Duration::from_secs(120)
+        .max(limited_for.unwrap_or_default() * 3 / 2 + Duration::from_secs(30));
+    wait_for_deliveries(&arrivals, calls.len(), started + patience).await;
     let delivered_in = started.elapsed();
-    let cpu = watched.sample().since(&cpu_before);
-    let peak_kib: Vec<u64> = nodes.iter().map(|n| n.peak_rss_kib()).collect();
-    let (lat, delivered, dupes) = {
-        let a = arrivals.lock().unwrap();
-        let acks = acks.lock().unwrap();
-        let mut lat: Vec<Duration> =
-            a.at.iter()
-                .filter_map(|(seq, at)| acks.get(seq).map(|ack| at.saturating_duration_since(*ack)))
-                .collect();
-        lat.sort();
-        let dupes: u32 = a.webhook_ids.values().map(|n| n - 1).sum();
-        (lat, a.at.len() as u64, dupes)
-    };
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
-    println!(
-        "accepted   {accepted} events in {:.2} s = {:.0} events/s",
-        accepted_in.as_secs_f64(),
-        accepted as f64 / accepted_in.as_secs_f64()
-    );
-    println!(
-        "delivered  {delivered} events in {:.2} s = {:.0} events/s end to end",
-        delivered_in.as_secs_f64(),
-        delivered as f64 / delivered_in.as_secs_f64()
-    );
-    println!(
-        "latency    ack -> receiver: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(lat.last().copied().unwrap_or_default())
-    );
-    println!(
-        "duplicates {dupes}; lost {}",
-        accepted.saturating_sub(delivered)
-    );
-    println!(
-        "peak RSS   {} MiB per node",
-        peak_kib
-            .iter()
-            .map(|k| format!("{:.0}", *k as f64 / 1024.0))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    crate::cpu::report(&cpu, delivered, "event");
+    let cpu = watched.sample_with(postgres).since(&cpu_before);
+    let mut outcome = Outcome::measure(&arrivals.lock().unwrap(), &calls);
+    outcome.accepted_in = accepted_in;
+    outcome.delivered_in = delivered_in;
+    outcome.cpu = cpu;
+    outcome.peak_rss_kib = nodes.iter().map(|n| n.peak_rss_kib()).collect();
+    outcome.print(b.rate_limit, b.database_url.is_some());
     for n in nodes {
         n.stop().await;
     }
-    if !b.no_baseline {
-        let base = baseline(&http, receiver, b.events.min(50_000), b.clients).await?;
+    let baseline = if b.no_baseline {
+        None
+    } else {
+        let base = load::baseline(&http, receiver, b.events.min(50_000), b.clients).await?;
         println!(
             "baseline   the same clients POSTing straight to the receiver: {base:.0} requests/s"
         );
         println!(
             "ratio      freshet end to end is {:.1}% of the loopback baseline",
-            100.0 * delivered as f64 / delivered_in.as_secs_f64() / base
+            100.0 * outcome.events_per_second() / base
         );
-    }
+        Some(base)
+    };
+    let run = json!({
+        "bench": "delivery",
+        "store": if b.database_url.is_some() { "postgres" } else { "sqlite" },
+        "nodes": b.nodes,
+        "endpoints": endpoints,
+        "clients": b.clients,
+        "events": b.events,
+        "rate": b.rate,
+        "rate_limit": b.rate_limit,
+    });
+    let postgres = b.database_url.is_some();
+    println!(
+        "{}",
+        outcome.summary(run, (b.rate_limit, postgres), baseline)
+    );
     Ok(())
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn start_receiver(arrivals: Arc<Mutex<Arrivals>>) -> anyhow::Result<SocketAddr> {
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(move |headers: HeaderMap, body: Bytes| {
-                let arrivals = arrivals.clone();
-                async move {
-                    let now = Instant::now();
-                    let seq = serde_json::from_slice::<Value>(&body)
-                        .ok()
-                        .and_then(|v| v["data"]["data"]["seq"].as_u64());
-                    let mut a = arrivals.lock().unwrap();
-                    a.total += 1;
-                    if let Some(id) = headers.get("webhook-id").and_then(|v| v.to_str().ok()) {
-                        *a.webhook_ids.entry(id.to_string()).or_default() += 1;
-                    }
-                    if let Some(seq) = seq {
-                        a.at.entry(seq).or_insert(now);
-                    }
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        )
-        .route(
-            "/direct",
-            post(|| async { axum::http::StatusCode::NO_CONTENT }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(addr)
-}
-
-async fn baseline(
-    http: &reqwest::Client,
-    receiver: SocketAddr,
-    n: u64,
-    clients: u64,
-) -> anyhow::Result<f64> {
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (http, next) = (http.clone(), next.clone());
-            let url = format!("http://{receiver}/direct");
-            tokio::spawn(async move {
-                while next.fetch_add(1, Ordering::Relaxed) < n {
-                    let _ = http
-                        .post(&url)
-                        .json(&json!({"data": {"seq": 0}}))
-                        .send()
-                        .await;
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await?;
+/// Waits until `expected` events have arrived or `deadline` passes, telling how far it got
+/// every ten seconds (a rate-limited run can take minutes).
+async fn wait_for_deliveries(arrivals: &Mutex<Arrivals>, expected: usize, deadline: Instant) {
+    let mut next_word = Instant::now() + Duration::from_secs(10);
+    loop {
+        let arrived = arrivals.lock().unwrap().at.len();
+        if arrived >= expected || Instant::now() >= deadline {
+            return;
+        }
+        if Instant::now() >= next_word {
+            println!("waiting    {arrived} of {expected} delivered");
+            next_word += Duration::from_secs(10);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Creates an endpoint delivering to `url`, with `rate_limit` when given; answers its id.
+async fn create_endpoint(
+    http: &reqwest::Client,
+    api: &str,
+    key: &str,
+    url: &str,
+    rate_limit: Option<u32>,
+) -> anyhow::Result<String> {
+    let mut body = json!({ "url": url });
+    if let Some(limit) = rate_limit {
+        body["rate_limit"] = json!(limit);
+    }
+    let resp = http
+        .post(format!("{api}/v1/webhook-endpoints"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let problem = resp.text().await.unwrap_or_default();
+        bail!("creating an endpoint: the API answered {status}: {problem}");
+    }
+    let endpoint: Value = resp.json().await?;
+    endpoint["id"]
+        .as_str()
+        .map(str::to_string)
+        .context("no id in the endpoint's answer")
+}
+
+/// The database a `postgres://…/name?…` URL names.
+fn database_name(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?.split_once("://")?.1;
+    let name = path.split_once('/')?.1;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Creates an application through the admin API and returns its API key.
@@ -511,4 +462,21 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_the_urls_path() {
+        let name = |url| database_name(url);
+        assert_eq!(
+            name("postgres://postgres@127.0.0.1:5432/freshet_bench?sslmode=disable").as_deref(),
+            Some("freshet_bench")
+        );
+        assert_eq!(name("postgresql://h/db").as_deref(), Some("db"));
+        assert_eq!(name("postgres://127.0.0.1:5432"), None);
+        assert_eq!(name("postgres://127.0.0.1:5432/"), None);
+    }
 }

@@ -18,10 +18,36 @@ pub struct Watched {
 #[derive(Clone, Debug, Default)]
 pub struct CpuSample(BTreeMap<(String, String), f64>);
 
+/// Which PostgreSQL processes a sample reads.
+#[derive(Clone, Copy, Debug)]
+pub enum Postgres<'a> {
+    /// None: the store is not PostgreSQL, and a server on this machine would be someone else's.
+    Skip,
+    /// Every process named `postgres`, as one program.
+    All,
+    /// Every process named `postgres`, with the backends serving other databases than this
+    /// one apart: on a shared machine others' tests run on the same server.
+    Database(&'a str),
+}
+
+/// Under which program PostgreSQL's share of a sample is listed.
+pub const POSTGRES: &str = "postgresql";
+/// Under which program the backends of other databases are listed (with [`Postgres::Database`]).
+pub const POSTGRES_OTHER_DATABASES: &str = "postgresql, other databases' backends";
+/// Under which program the benchmark's own process is listed.
+pub const BENCH: &str = "bench (load + receiver)";
+
 impl Watched {
     /// Reads every watched program's CPU time now. PostgreSQL is the sum of every process
     /// named `postgres` (the server and its backends) on this machine.
     pub fn sample(&self) -> CpuSample {
+        self.sample_with(Postgres::All)
+    }
+
+    /// Reads every watched program's CPU time now, and PostgreSQL's as `postgres` says.
+    /// A backend that starts between two samples counts from zero; one that exits between
+    /// them is missed (its time goes with it).
+    pub fn sample_with(&self, postgres: Postgres) -> CpuSample {
         let mut by = BTreeMap::new();
         for (name, pid) in &self.children {
             by.insert(
@@ -29,10 +55,10 @@ impl Watched {
                 process_seconds(&pid.to_string()),
             );
         }
-        by.insert(
-            ("bench (load + receiver)".into(), "self".into()),
-            process_seconds("self"),
-        );
+        by.insert((BENCH.into(), "self".into()), process_seconds("self"));
+        if matches!(postgres, Postgres::Skip) {
+            return CpuSample(by);
+        }
         // Per process, so that backends ending between two samples do not count against
         // those that started.
         let backends = std::fs::read_dir("/proc")
@@ -49,11 +75,39 @@ impl Watched {
             })
             .map(|pid| {
                 let spent = process_seconds(&pid);
-                (("postgresql".to_string(), pid), spent)
+                let program = match postgres {
+                    Postgres::Database(ours) => {
+                        let title = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                            .unwrap_or_default();
+                        match backend_database(&title) {
+                            Some(db) if db != ours => POSTGRES_OTHER_DATABASES,
+                            _ => POSTGRES,
+                        }
+                    }
+                    _ => POSTGRES,
+                };
+                ((program.to_string(), pid), spent)
             });
         by.extend(backends);
         CpuSample(by)
     }
+}
+
+/// The database a PostgreSQL backend serves, from its process title
+/// (`postgres: [cluster: ]user database host(port) state`); `None` for the server's own
+/// processes (checkpointer, WAL writer, …), whose work is shared by every database.
+fn backend_database(title: &str) -> Option<&str> {
+    let words: Vec<&str> = title
+        .trim_end_matches(['\0', ' '])
+        .split(|c: char| c == '\0' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    // The client's address is the word after the database: `127.0.0.1(54321)` or `[local]`.
+    let client = words
+        .iter()
+        .position(|w| *w == "[local]" || (w.ends_with(')') && w.contains('(')))?;
+    // `postgres:` and the user come before the database.
+    (client >= 3).then(|| words[client - 1])
 }
 
 impl CpuSample {
@@ -117,6 +171,19 @@ mod tests {
         assert!(spin > 0);
         assert!(process_seconds("self") > 0.0);
         assert_eq!(process_seconds("999999999"), 0.0);
+    }
+
+    #[test]
+    fn a_backend_title_names_its_database() {
+        let with_cluster = "postgres: 15/main: postgres freshet_bench 127.0.0.1(54012) idle\0";
+        assert_eq!(backend_database(with_cluster), Some("freshet_bench"));
+        let plain = "postgres: root test [local] SELECT";
+        assert_eq!(backend_database(plain), Some("test"));
+        assert_eq!(backend_database("postgres: 15/main: checkpointer "), None);
+        assert_eq!(
+            backend_database("/usr/lib/postgresql/15/bin/postgres\0-D\0/var/lib/postgresql"),
+            None
+        );
     }
 
     #[test]
