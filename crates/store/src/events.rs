@@ -124,8 +124,9 @@ const MAX_ROWS: usize = 2_000;
 pub struct Lease<'a> {
     pub token: &'a str,
     pub until: OffsetDateTime,
-    /// Whether the writer holds a partition: only there may it take deliveries for itself,
-    /// since the holder alone sends an endpoint's deliveries (and enforces its limits).
+    /// Whether the writer holds a partition: only there may it take the head of a series
+    /// (whose successors the holder's claimer sends), and what it leaves elsewhere is
+    /// announced to the holder.
     pub holds: &'a (dyn Fn(u16) -> bool + Sync),
 }
 
@@ -259,9 +260,16 @@ async fn write_events(
                 .is_some_and(|k| !heads.insert((endpoint.id, k.clone())));
             // What waits for an earlier delivery is left for a claim, which checks that; the
             // head of a refresh's series is checked below and may leave at once.
+            // The writer sends an unordered delivery to an endpoint without limits itself,
+            // whoever holds its partition: the lease makes the attempt its own, and nothing
+            // about it needs the holder. Partitions govern what is claimed — retries, backlog,
+            // what waits for order or for an endpoint's limits.
             let partition = crate::partition_of(endpoint.id);
             let holds = lease.is_some_and(|l| (l.holds)(partition));
-            let leased = holds && endpoint.enabled && !endpoint.limited() && ordering_key.is_none();
+            let leased = lease.is_some()
+                && endpoint.enabled
+                && !endpoint.limited()
+                && ordering_key.is_none();
             if !leased && !parked && !holds && endpoint.enabled {
                 announce.push(partition);
             }

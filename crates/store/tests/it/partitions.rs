@@ -203,7 +203,8 @@ pub async fn a_series_head_goes_to_its_writer_when_nothing_is_before_it(db: &Tes
         1,
         "all before it settled: handed over again"
     );
-    // A writer that does not hold the partition leases nothing and says where work is.
+    // A writer that does not hold the partition still sends an unordered delivery itself,
+    // but leaves a series' head to the holder, and says where that work is.
     let elsewhere = |_: u16| false;
     let foreign = Lease {
         holds: &elsewhere,
@@ -213,6 +214,23 @@ pub async fn a_series_head_goes_to_its_writer_when_nothing_is_before_it(db: &Tes
     let w = tx
         .record_batch(
             &[(event(a, EventType::LinkCreated, None), Fanout::to(ALL))],
+            Some(foreign),
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.claims.len(), 1);
+    assert!(w.announce.is_empty());
+    let other_series = Fanout::Subscribers {
+        dialects: ALL,
+        opted_in: &[],
+        series: Some("task-10"),
+    };
+    let w = tx
+        .record_batch(
+            &[(
+                event(a, EventType::RefreshProgress, Some(customer)),
+                other_series,
+            )],
             Some(foreign),
         )
         .await
