@@ -676,10 +676,39 @@ async fn the_rate_limit_holds_across_three_nodes() {
     let mut at: Vec<Instant> = got.iter().map(|g| g.at).collect();
     at.sort();
     let spread = at[at.len() - 1] - at[0];
-    assert!(
-        busiest as u64 <= RATE,
-        "the receiver got {busiest} deliveries in one second (rate_limit {RATE})"
-    );
+    if busiest as u64 > RATE {
+        // Which node sent what, and when, for the report of a broken limit.
+        let t0 = at[0];
+        let mut lines = Vec::new();
+        for g in &got {
+            let seq = seq_of(g).unwrap();
+            let id = g.headers["webhook-id"].to_str().unwrap();
+            let delivery = uuid::Uuid::parse_str(id.trim_start_matches("msg_")).unwrap();
+            let attempts = c
+                .call(
+                    &key,
+                    Method::GET,
+                    format!("{}/v1/deliveries/{delivery}/attempts", bases[0]),
+                    None,
+                )
+                .await;
+            let by: Vec<String> = attempts["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| format!("{} at {}", a["node"], a["attempted_at"]))
+                .collect();
+            lines.push(format!(
+                "{:>6} ms seq {seq:>3} by {by:?}",
+                g.at.duration_since(t0).as_millis()
+            ));
+        }
+        lines.sort();
+        panic!(
+            "the receiver got {busiest} deliveries in one second (rate_limit {RATE}):\n{}",
+            lines.join("\n")
+        );
+    }
     let floor = Duration::from_secs(EVENTS / RATE - 1);
     assert!(
         spread >= floor,
