@@ -35,6 +35,9 @@ const NODE_ARGS: &[&str] = &[
     "--metrics-cache-seconds",
     "1",
 ];
+/// Each of three nodes' fair share of the 64 partitions: once all are at most this, the
+/// shares have settled (22, 22, 20) and stop moving.
+const SHARE_OF_THREE: u64 = 22;
 /// Room for a loaded two-core machine: rounds late, processes slow to start.
 const MARGIN: Duration = Duration::from_secs(5);
 
@@ -346,7 +349,7 @@ async fn a_killed_node_s_partitions_go_to_the_others() {
     let all: Vec<&str> = bases.iter().map(String::as_str).collect();
     c.await_shares(
         &all,
-        |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= 32),
+        |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= SHARE_OF_THREE),
         Duration::from_secs(20),
     )
     .await;
@@ -611,7 +614,7 @@ async fn the_rate_limit_holds_across_three_nodes() {
     let all: Vec<&str> = bases.iter().map(String::as_str).collect();
     c.await_shares(
         &all,
-        |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= 32),
+        |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= SHARE_OF_THREE),
         Duration::from_secs(20),
     )
     .await;
@@ -768,7 +771,7 @@ async fn ordered_delivery_across_a_partition_handover() {
         .await;
     let key = create_app(&c.http, &a.base, ADMIN).await.unwrap();
     // Slow enough that the queue is still long when the second node takes the partition.
-    let r = Receiver::start(vec![Answer::Hang(Duration::from_millis(100))]).await;
+    let r = Receiver::start(vec![Answer::Hang(Duration::from_millis(150))]).await;
     let ep = loop {
         let ep = c
             .endpoint(
