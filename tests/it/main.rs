@@ -20,6 +20,7 @@ mod products;
 mod refresh;
 mod retention;
 mod sandbox;
+mod scaling;
 mod secrets;
 mod strict;
 mod support;

@@ -307,11 +307,7 @@ impl Dispatcher {
                             .await;
                         match claimed {
                             Ok(claims) => {
-                                self.limits.started(
-                                    e.id,
-                                    claims.len() as u32,
-                                    std::time::Instant::now(),
-                                );
+                                self.limits.started(e.id, claims.len() as u32);
                                 for claim in claims {
                                     let Ok(permit) = room.clone().acquire_owned().await else {
                                         return;
@@ -367,7 +363,7 @@ impl Dispatcher {
             let limited = claim.endpoint.limited().then_some(claim.endpoint.id);
             let finished = this.attempt(claim).await;
             if let Some(endpoint) = limited {
-                this.limits.finished(endpoint);
+                this.limits.finished(endpoint, std::time::Instant::now());
                 this.limited_room.notify_one();
             }
             let Some(finished) = finished else {
