@@ -70,6 +70,19 @@ impl Default for RetentionConfig {
     }
 }
 
+impl RetentionConfig {
+    /// The pause after a step that took `took`: long enough that the steps keep to their
+    /// share of the time, and never below the configured least pause. The step's time includes
+    /// any wait for the database (SQLite's one writer, PostgreSQL's locks), so the busier
+    /// delivery keeps the database, the longer the purge stands aside.
+    fn pause_after(&self, took: Duration) -> Duration {
+        let share = self.share.clamp(0.01, 1.0);
+        took.mul_f64((1.0 - share) / share)
+            .min(LONGEST_PAUSE)
+            .max(self.pause)
+    }
+}
+
 /// The retention task of one node.
 #[derive(Clone)]
 pub struct Retention {
@@ -142,7 +155,7 @@ impl Retention {
                 self.count(&mut total, batch.purged);
                 let Some(next) = batch.next else { break };
                 after = next;
-                tokio::time::sleep(self.pause_after(began.elapsed())).await;
+                tokio::time::sleep(self.config.pause_after(began.elapsed())).await;
             }
             loop {
                 if stop.is_cancelled() || !self.keep_lease(&mut renewed, ttl).await? {
@@ -157,7 +170,7 @@ impl Retention {
                     break;
                 }
                 self.count(&mut total, purged);
-                tokio::time::sleep(self.pause_after(began.elapsed())).await;
+                tokio::time::sleep(self.config.pause_after(began.elapsed())).await;
             }
         }
         if total.total() > 0 {
@@ -191,20 +204,9 @@ impl Retention {
             {
                 break;
             }
-            tokio::time::sleep(self.pause_after(began.elapsed())).await;
+            tokio::time::sleep(self.config.pause_after(began.elapsed())).await;
         }
         Ok(())
-    }
-
-    /// The pause after a step that took `took`: long enough that the steps keep to their
-    /// share of the time, and never below the configured least pause. The step's time includes
-    /// any wait for the database (SQLite's one writer, PostgreSQL's locks), so the busier
-    /// delivery keeps the database, the longer the purge stands aside.
-    fn pause_after(&self, took: Duration) -> Duration {
-        let share = self.config.share.clamp(0.01, 1.0);
-        took.mul_f64((1.0 - share) / share)
-            .min(LONGEST_PAUSE)
-            .max(self.config.pause)
     }
 
     fn count(&self, total: &mut Purged, purged: Purged) {
@@ -228,5 +230,25 @@ impl Retention {
         }
         *renewed = Instant::now();
         self.store.take_lease(LEASE, &self.config.node, ttl).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_keeps_the_purge_to_its_share_between_the_floor_and_the_ceiling() {
+        let config = RetentionConfig::default();
+        let ms = Duration::from_millis;
+        // 5 %: a 10 ms batch is followed by 190 ms of room for everything else.
+        assert_eq!(config.pause_after(ms(10)), ms(190));
+        assert_eq!(config.pause_after(Duration::ZERO), config.pause);
+        assert_eq!(config.pause_after(Duration::from_secs(60)), LONGEST_PAUSE);
+        let half = RetentionConfig {
+            share: 0.5,
+            ..RetentionConfig::default()
+        };
+        assert_eq!(half.pause_after(ms(100)), ms(100));
     }
 }
