@@ -2,9 +2,12 @@
 //! stops growing.
 //!
 //! Seeds a million old rows (settled events with a delivery and an attempt each) straight into
-//! a store, then measures end-to-end delivery throughput through a node twice: with retention
-//! off, and while the node's retention task purges those rows. Then a steady run: events at a
-//! fixed rate through a node keeping them `--steady-retention-seconds`, sampling the store's
+//! a store, then measures end-to-end delivery throughput through a node in alternating phases:
+//! a node with retention off (normal), then one whose retention task is purging those rows,
+//! and so on, in the order normal-purging, purging-normal, ... so that a machine drifting
+//! (others' builds starting or ending, tables growing) weighs on both kinds alike. Then,
+//! optionally, the rest of the purge with nothing else running. Then a steady run: events at
+//! a fixed rate through a node keeping them `--steady-retention-seconds`, sampling the store's
 //! size, so the size at the end can be compared with the size after the first window.
 
 use std::{
@@ -33,9 +36,16 @@ pub struct RetentionBench {
     /// Events pushed in each throughput phase.
     #[arg(long, default_value_t = 10_000)]
     pub events: u64,
+    /// Pairs of phases (one normal, one purging each).
+    #[arg(long, default_value_t = 2)]
+    pub pairs: u32,
     /// Concurrent API clients.
     #[arg(long, default_value_t = 16)]
     pub clients: u64,
+    /// After the phases, how long to let the rest of the purge run with no delivery, to see
+    /// its pace and the store's size after it (0 skips it).
+    #[arg(long, default_value_t = 600)]
+    pub purge_wait_seconds: u64,
     /// The store: a `postgres://` URL of an empty database, or omitted for a fresh SQLite
     /// file.
     #[arg(long)]
@@ -49,9 +59,27 @@ pub struct RetentionBench {
     /// Retention period of the steady run, in seconds.
     #[arg(long, default_value_t = 60)]
     pub steady_retention_seconds: u64,
+    /// Seconds between the steady node's retention passes.
+    #[arg(long, default_value_t = 10)]
+    pub steady_every_seconds: u64,
+    /// Seconds between two samples of the store's size in the steady run.
+    #[arg(long, default_value_t = 15)]
+    pub steady_sample_seconds: u64,
 }
 
 const ADMIN: &str = "bench-admin-token-0123456789abcdef";
+
+/// What the phases share.
+struct Bench<'a> {
+    b: &'a RetentionBench,
+    exe: std::path::PathBuf,
+    db: String,
+    dir: std::path::PathBuf,
+    http: reqwest::Client,
+    key: String,
+    endpoint: uuid::Uuid,
+    arrived: Arc<AtomicU64>,
+}
 
 pub async fn run(b: RetentionBench) -> anyhow::Result<()> {
     let arrived = Arc::new(AtomicU64::new(0));
@@ -72,11 +100,11 @@ pub async fn run(b: RetentionBench) -> anyhow::Result<()> {
         "sqlite"
     };
     println!(
-        "freshet bench retention: store {kind}, {} old events (x3 rows), {} events per phase, {} clients",
-        b.old_events, b.events, b.clients
+        "freshet bench retention: store {kind}, {} old events (x3 rows), {} pairs of phases of {} events, {} clients",
+        b.old_events, b.pairs, b.events, b.clients
     );
 
-    // Phase 0: schema, an application and an endpoint, then the old rows.
+    // Schema, an application and an endpoint, then the old rows.
     let node = ChildNode::start(
         &exe,
         &db,
@@ -88,6 +116,7 @@ pub async fn run(b: RetentionBench) -> anyhow::Result<()> {
     )
     .await?;
     let (app, key, endpoint) = setup(&http, &node.base, receiver).await?;
+    node.stop().await;
     let store = Store::connect(&db, &StoreOptions::default()).await?;
     if b.old_events > 0 {
         let seeded = Instant::now();
@@ -102,185 +131,248 @@ pub async fn run(b: RetentionBench) -> anyhow::Result<()> {
         );
         report_sizes("after seeding", &store, &file).await?;
     }
-    if b.events > 0 {
-        // Phase 1: delivery with retention off.
-        let quiet = push(
-            &http, &node.base, &key, endpoint, b.events, b.clients, 0, &arrived,
-        )
-        .await?;
-        println!("no purge   {quiet:.0} events/s delivered end to end");
-        node.stop().await;
-        // Phase 2: the same while the retention task purges the old rows.
-        purge_phase(
-            &b,
-            &exe,
-            &db,
-            dir.path().into(),
-            &http,
-            &key,
-            endpoint,
-            &arrived,
-            quiet,
-        )
-        .await?;
-        report_sizes("after the purge", &store, &file).await?;
-    } else {
-        node.stop().await;
+    let bench = Bench {
+        b: &b,
+        exe,
+        db,
+        dir: dir.path().into(),
+        http,
+        key,
+        endpoint,
+        arrived,
+    };
+    if b.events > 0 && b.pairs > 0 {
+        let purged = bench.phases().await?;
+        if b.purge_wait_seconds > 0 && b.old_events > 0 {
+            bench.rest_of_purge(purged, &store, &file).await?;
+        }
     }
     if b.steady_seconds > 0 {
-        steady(
-            &b,
-            &exe,
-            &db,
-            dir.path().into(),
-            &http,
-            &key,
-            endpoint,
-            &arrived,
-            &store,
-            &file,
-        )
-        .await?;
+        bench.steady(&store, &file).await?;
     }
     store.close().await;
     Ok(())
 }
 
-/// Delivery through a node whose retention task is purging the old rows; `quiet` is the
-/// rate measured without.
-#[allow(clippy::too_many_arguments)]
-async fn purge_phase(
-    b: &RetentionBench,
-    exe: &std::path::Path,
-    db: &str,
-    dir: std::path::PathBuf,
-    http: &reqwest::Client,
-    key: &str,
-    endpoint: uuid::Uuid,
-    arrived: &Arc<AtomicU64>,
-    quiet: f64,
-) -> anyhow::Result<()> {
-    let node = ChildNode::start(
-        exe,
-        db,
-        "purge",
-        ADMIN,
-        dir,
-        &[
-            "--retention-days",
-            "30",
-            "--retention-every-seconds",
-            "3600",
-        ],
-        "info",
-    )
-    .await?;
-    let purging_from = Instant::now();
-    let during = push(
-        http, &node.base, key, endpoint, b.events, b.clients, 0, arrived,
-    )
-    .await?;
-    let pushed_for = purging_from.elapsed();
-    let purged_then = purged(http, &node.base).await?;
-    println!(
-        "purging    {during:.0} events/s delivered end to end ({:+.1} % vs no purge); \
-         {purged_then:.0} rows purged during the {:.1} s measured",
-        100.0 * (during - quiet) / quiet,
-        pushed_for.as_secs_f64()
-    );
-    let target = 3.0 * b.old_events as f64;
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    while purged(http, &node.base).await? < target && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+impl Bench<'_> {
+    /// Starts a node named `name`: purging with a 30-day period (the old rows are 60 days
+    /// old), or with retention off.
+    async fn node(&self, name: &str, purging: bool) -> anyhow::Result<ChildNode> {
+        let days = if purging { "30" } else { "0" };
+        ChildNode::start(
+            &self.exe,
+            &self.db,
+            name,
+            ADMIN,
+            self.dir.clone(),
+            &[
+                "--retention-days",
+                days,
+                "--retention-every-seconds",
+                "3600",
+            ],
+            if purging { "info" } else { "warn" },
+        )
+        .await
     }
-    let total = purged(http, &node.base).await?;
-    println!(
-        "purge      {total:.0} rows in {:.1} s = {:.0} rows/s",
-        purging_from.elapsed().as_secs_f64(),
-        total / purging_from.elapsed().as_secs_f64()
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await; // the file's free pages go after the pass
-    node.stop().await;
-    Ok(())
-}
 
-/// Events at a steady rate through a node that keeps them a short while, with the store's
-/// size sampled along the way.
-#[allow(clippy::too_many_arguments)]
-async fn steady(
-    b: &RetentionBench,
-    exe: &std::path::Path,
-    db: &str,
-    dir: std::path::PathBuf,
-    http: &reqwest::Client,
-    key: &str,
-    endpoint: uuid::Uuid,
-    arrived: &Arc<AtomicU64>,
-    store: &Store,
-    file: &std::path::Path,
-) -> anyhow::Result<()> {
-    let retention = b.steady_retention_seconds.to_string();
-    let node = ChildNode::start(
-        exe,
-        db,
-        "steady",
-        ADMIN,
-        dir,
-        &[
-            "--retention-seconds",
-            &retention,
-            "--retention-every-seconds",
-            "10",
-        ],
-        "warn",
-    )
-    .await?;
-    println!(
-        "steady     {} events/s for {} s, retention {} s",
-        b.steady_rate, b.steady_seconds, b.steady_retention_seconds
-    );
-    let n = b.steady_rate * b.steady_seconds;
-    let pusher = {
-        let (http, base, key, arrived) = (
-            http.clone(),
-            node.base.clone(),
-            key.to_string(),
-            arrived.clone(),
-        );
-        let rate = b.steady_rate;
-        tokio::spawn(async move { push(&http, &base, &key, endpoint, n, 8, rate, &arrived).await })
-    };
-    let started = Instant::now();
-    let mut samples = Vec::new();
-    while !pusher.is_finished() {
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        let sizes = sizes(store, file).await?;
+    /// The alternating phases; answers the rows purged in them.
+    async fn phases(&self) -> anyhow::Result<f64> {
+        let b = self.b;
+        let (mut normal, mut purging) = (Vec::new(), Vec::new());
+        let (mut purged, mut purging_for) = (0.0, Duration::ZERO);
+        for pair in 0..b.pairs {
+            let order = if pair % 2 == 0 {
+                [false, true]
+            } else {
+                [true, false]
+            };
+            for purge in order {
+                let kind = if purge { "purging" } else { "normal" };
+                let node = self.node(&format!("{kind}-{pair}"), purge).await?;
+                let began = Instant::now();
+                let rate = push(
+                    &self.http,
+                    &node.base,
+                    &self.key,
+                    self.endpoint,
+                    b.events,
+                    b.clients,
+                    0,
+                    &self.arrived,
+                )
+                .await?;
+                let took = began.elapsed();
+                if purge {
+                    let rows = purged_rows(&self.http, &node.base).await?;
+                    println!(
+                        "pair {pair} {kind:<8} {rate:>6.0} events/s delivered end to end in {:.1} s; {rows:.0} rows purged meanwhile",
+                        took.as_secs_f64()
+                    );
+                    purged += rows;
+                    purging_for += took;
+                    purging.push(rate);
+                } else {
+                    println!(
+                        "pair {pair} {kind:<8} {rate:>6.0} events/s delivered end to end in {:.1} s",
+                        took.as_secs_f64()
+                    );
+                    normal.push(rate);
+                }
+                node.stop().await;
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let changes: Vec<f64> = normal
+            .iter()
+            .zip(&purging)
+            .map(|(n, p)| 100.0 * (p - n) / n)
+            .collect();
+        let (lo, hi) = changes
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), c| (lo.min(*c), hi.max(*c)));
         println!(
-            "  t={:>4.0} s  {}",
-            started.elapsed().as_secs_f64(),
-            describe(&sizes)
+            "no purge   {:.0} events/s (mean of {}), purging {:.0} events/s: {:+.1} % (pairs from {lo:+.1} to {hi:+.1} %)",
+            mean(&normal),
+            normal.len(),
+            mean(&purging),
+            100.0 * (mean(&purging) - mean(&normal)) / mean(&normal),
         );
-        samples.push((started.elapsed(), sizes.iter().map(|(_, b)| b).sum::<u64>()));
-    }
-    pusher.await??;
-    let window = Duration::from_secs(b.steady_retention_seconds + 20);
-    if let (Some(first), Some(last)) = (samples.iter().find(|(t, _)| *t >= window), samples.last())
-    {
         println!(
-            "steady     size after the first window (t={:.0} s) {:.1} MiB, at the end (t={:.0} s) {:.1} MiB: {:+.1} %",
-            first.0.as_secs_f64(),
-            mib(first.1),
-            last.0.as_secs_f64(),
-            mib(last.1),
-            100.0 * (last.1 as f64 - first.1 as f64) / first.1 as f64
+            "purging    {purged:.0} rows in the {:.1} s of the purging phases = {:.0} rows/s",
+            purging_for.as_secs_f64(),
+            purged / purging_for.as_secs_f64()
         );
+        Ok(purged)
     }
-    println!(
-        "steady     rows purged {:.0}",
-        purged(http, &node.base).await?
-    );
-    node.stop().await;
-    Ok(())
+
+    /// The rest of the purge on a node doing nothing else; then the store's size.
+    async fn rest_of_purge(
+        &self,
+        done: f64,
+        store: &Store,
+        file: &std::path::Path,
+    ) -> anyhow::Result<()> {
+        let node = self.node("purge-rest", true).await?;
+        let began = Instant::now();
+        let left = 3.0 * self.b.old_events as f64 - done;
+        let deadline = began + Duration::from_secs(self.b.purge_wait_seconds);
+        while purged_rows(&self.http, &node.base).await? < left && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let rows = purged_rows(&self.http, &node.base).await?;
+        let took = began.elapsed().as_secs_f64();
+        println!(
+            "rest       {rows:.0} rows purged in {took:.1} s = {:.0} rows/s with no delivery{}",
+            rows / took,
+            if rows < left {
+                " (deadline reached)"
+            } else {
+                ""
+            }
+        );
+        // The pass ends with its last batches, then SQLite's free pages are returned to the
+        // file system and PostgreSQL's tables vacuumed, both paced: give them a while.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let settle = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < settle {
+            let sizes = sizes(store, file).await?;
+            let free = sizes
+                .iter()
+                .find(|(name, _)| name == "free pages")
+                .map(|(_, b)| *b);
+            if free.is_none_or(|f| f < 1 << 20) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        report_sizes("after the purge", store, file).await?;
+        node.stop().await;
+        Ok(())
+    }
+
+    /// Events at a steady rate through a node that keeps them a short while, with the store's
+    /// size sampled along the way.
+    async fn steady(&self, store: &Store, file: &std::path::Path) -> anyhow::Result<()> {
+        let b = self.b;
+        let retention = b.steady_retention_seconds.to_string();
+        let every = b.steady_every_seconds.to_string();
+        let node = ChildNode::start(
+            &self.exe,
+            &self.db,
+            "steady",
+            ADMIN,
+            self.dir.clone(),
+            &[
+                "--retention-seconds",
+                &retention,
+                "--retention-every-seconds",
+                &every,
+            ],
+            "info",
+        )
+        .await?;
+        println!(
+            "steady     {} events/s for {} s, retention {} s, a pass every {} s",
+            b.steady_rate, b.steady_seconds, b.steady_retention_seconds, b.steady_every_seconds
+        );
+        let n = b.steady_rate * b.steady_seconds;
+        let pusher = {
+            let (http, base, key, arrived, endpoint) = (
+                self.http.clone(),
+                node.base.clone(),
+                self.key.clone(),
+                self.arrived.clone(),
+                self.endpoint,
+            );
+            let rate = b.steady_rate;
+            tokio::spawn(
+                async move { push(&http, &base, &key, endpoint, n, 8, rate, &arrived).await },
+            )
+        };
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        while !pusher.is_finished() {
+            tokio::time::sleep(Duration::from_secs(b.steady_sample_seconds)).await;
+            let sizes = sizes(store, file).await?;
+            let purged = purged_rows(&self.http, &node.base).await?;
+            println!(
+                "  t={:>5.0} s  {}; {purged:.0} rows purged",
+                started.elapsed().as_secs_f64(),
+                describe(&sizes)
+            );
+            samples.push((started.elapsed(), stored_bytes(&sizes)));
+        }
+        pusher.await??;
+        // The first window: data old enough to go, and a pass to remove it.
+        let window = Duration::from_secs(b.steady_retention_seconds + b.steady_every_seconds + 5);
+        let after: Vec<_> = samples.iter().filter(|(t, _)| *t >= window).collect();
+        if let (Some(first), Some(last)) = (after.first(), after.last()) {
+            let (lo, hi) = after
+                .iter()
+                .fold((u64::MAX, 0), |(lo, hi), (_, s)| (lo.min(*s), hi.max(*s)));
+            let change = |s: u64| 100.0 * (s as f64 - first.1 as f64) / first.1 as f64;
+            println!(
+                "steady     size after the first window (t={:.0} s) {:.1} MiB, at the end (t={:.0} s) {:.1} MiB: {:+.1} %; \
+                 between them from {:.1} MiB ({:+.1} %) to {:.1} MiB ({:+.1} %)",
+                first.0.as_secs_f64(),
+                mib(first.1),
+                last.0.as_secs_f64(),
+                mib(last.1),
+                change(last.1),
+                mib(lo),
+                change(lo),
+                mib(hi),
+                change(hi),
+            );
+        }
+        println!(
+            "steady     rows purged {:.0}",
+            purged_rows(&self.http, &node.base).await?
+        );
+        node.stop().await;
+        Ok(())
+    }
 }
 
 async fn setup(
@@ -368,7 +460,7 @@ async fn push(
 }
 
 /// The node's `freshet_retention_purged_rows_total`, summed over tables.
-async fn purged(http: &reqwest::Client, api: &str) -> anyhow::Result<f64> {
+async fn purged_rows(http: &reqwest::Client, api: &str) -> anyhow::Result<f64> {
     let text = http
         .get(format!("{api}/metrics"))
         .send()
@@ -402,6 +494,16 @@ async fn report_sizes(when: &str, store: &Store, file: &std::path::Path) -> anyh
         describe(&sizes(store, file).await?)
     );
     Ok(())
+}
+
+/// What the store takes on disk: SQLite's file and WAL (the free pages are inside the file),
+/// or PostgreSQL's three tables with their indexes and TOAST.
+fn stored_bytes(sizes: &[(String, u64)]) -> u64 {
+    sizes
+        .iter()
+        .filter(|(name, _)| name != "free pages")
+        .map(|(_, b)| b)
+        .sum()
 }
 
 fn describe(sizes: &[(String, u64)]) -> String {

@@ -161,8 +161,9 @@ pub struct ServeArgs {
     /// that cannot wait days.
     #[arg(long, env = "FRESHET_RETENTION_SECONDS", hide = true)]
     pub retention_seconds: Option<u64>,
-    /// Milliseconds the retention task pauses between batches: the room it leaves to
-    /// delivery and the API [default: 20].
+    /// The least milliseconds the retention task pauses between batches; the pause also
+    /// grows with each batch's time, so the purge takes at most 5 % of the database's time
+    /// [default: 20].
     #[arg(long, env = "FRESHET_RETENTION_PAUSE_MS")]
     pub retention_pause_ms: Option<u64>,
 }

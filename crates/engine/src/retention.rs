@@ -4,8 +4,11 @@
 //! number of nodes on a PostgreSQL store) walks each application's data older than its
 //! retention period and removes it in small batches — a few hundred events with their
 //! deliveries and attempts per statement group, then a pause — so delivery and the API keep
-//! the database between batches. What is removed is counted per table in `/metrics`. On
-//! SQLite the pages freed are then handed back to the file system a few thousand at a time
+//! the database between batches. The pause grows with the time the last batch took, so the
+//! purge never takes more than a fixed share of the database's time: on a busy or slow
+//! machine batches take longer and the purge slows down with them, instead of taking the
+//! same wall-clock share from a delivery that needs it more. What is removed is counted per
+//! table in `/metrics`. On SQLite the pages freed are then handed back to the file system a few thousand at a time
 //! (`PRAGMA incremental_vacuum`), so the file stops growing once data leaves as fast as it
 //! comes; on PostgreSQL the tables a pass purged are vacuumed (not `FULL`), so their free
 //! space is reused at once whether or not autovacuum keeps up (or runs at all). The rules of
@@ -25,6 +28,10 @@ use crate::metrics::Metrics;
 /// The lease's name in `maintenance_leases`.
 const LEASE: &str = "retention";
 
+/// The longest pause between batches, however long the last one took: a batch stalled once
+/// (a checkpoint, a lock wait) does not hold the purge back for minutes.
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
 /// How soon a node that found the lease taken looks again.
 const LEASE_RETRY: Duration = Duration::from_secs(30);
 
@@ -37,8 +44,12 @@ pub struct RetentionConfig {
     pub every: Duration,
     /// Events (or transactions) removed per batch.
     pub batch: u32,
-    /// The pause between batches: the room left to delivery and the API.
+    /// The least pause between batches.
     pub pause: Duration,
+    /// The largest share of the time a pass spends in its batches (0 to 1): after a batch
+    /// that took `t` the pass pauses at least `t × (1 − share) / share`. What delivery and the
+    /// API lose while a large purge runs follows this share (see docs/benchmarks.md).
+    pub share: f64,
     /// SQLite pages handed back to the file system per step.
     pub vacuum_pages: u32,
     /// This node's name as the lease holder.
@@ -52,9 +63,23 @@ impl Default for RetentionConfig {
             every: Duration::from_secs(60),
             batch: 500,
             pause: Duration::from_millis(20),
+            share: 0.05,
             vacuum_pages: 2048,
             node: format!("node-{}", Uuid::now_v7().simple()),
         }
+    }
+}
+
+impl RetentionConfig {
+    /// The pause after a step that took `took`: long enough that the steps keep to their
+    /// share of the time, and never below the configured least pause. The step's time includes
+    /// any wait for the database (SQLite's one writer, PostgreSQL's locks), so the busier
+    /// delivery keeps the database, the longer the purge stands aside.
+    fn pause_after(&self, took: Duration) -> Duration {
+        let share = self.share.clamp(0.01, 1.0);
+        took.mul_f64((1.0 - share) / share)
+            .min(LONGEST_PAUSE)
+            .max(self.pause)
     }
 }
 
@@ -122,6 +147,7 @@ impl Retention {
                 if stop.is_cancelled() || !self.keep_lease(&mut renewed, ttl).await? {
                     return Ok(Some(total));
                 }
+                let began = Instant::now();
                 let batch = self
                     .store
                     .purge_events(app, cutoff, after, self.config.batch)
@@ -129,12 +155,13 @@ impl Retention {
                 self.count(&mut total, batch.purged);
                 let Some(next) = batch.next else { break };
                 after = next;
-                tokio::time::sleep(self.config.pause).await;
+                tokio::time::sleep(self.config.pause_after(began.elapsed())).await;
             }
             loop {
                 if stop.is_cancelled() || !self.keep_lease(&mut renewed, ttl).await? {
                     return Ok(Some(total));
                 }
+                let began = Instant::now();
                 let purged = self
                     .store
                     .purge_ended_consent_data(app, cutoff, self.config.batch)
@@ -143,7 +170,7 @@ impl Retention {
                     break;
                 }
                 self.count(&mut total, purged);
-                tokio::time::sleep(self.config.pause).await;
+                tokio::time::sleep(self.config.pause_after(began.elapsed())).await;
             }
         }
         if total.total() > 0 {
@@ -168,6 +195,7 @@ impl Retention {
             return Ok(());
         }
         while !stop.is_cancelled() {
+            let began = Instant::now();
             if self
                 .store
                 .release_free_pages(self.config.vacuum_pages)
@@ -176,7 +204,7 @@ impl Retention {
             {
                 break;
             }
-            tokio::time::sleep(self.config.pause).await;
+            tokio::time::sleep(self.config.pause_after(began.elapsed())).await;
         }
         Ok(())
     }
@@ -202,5 +230,25 @@ impl Retention {
         }
         *renewed = Instant::now();
         self.store.take_lease(LEASE, &self.config.node, ttl).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_keeps_the_purge_to_its_share_between_the_floor_and_the_ceiling() {
+        let config = RetentionConfig::default();
+        let ms = Duration::from_millis;
+        // 5 %: a 10 ms batch is followed by 190 ms of room for everything else.
+        assert_eq!(config.pause_after(ms(10)), ms(190));
+        assert_eq!(config.pause_after(Duration::ZERO), config.pause);
+        assert_eq!(config.pause_after(Duration::from_secs(60)), LONGEST_PAUSE);
+        let half = RetentionConfig {
+            share: 0.5,
+            ..RetentionConfig::default()
+        };
+        assert_eq!(half.pause_after(ms(100)), ms(100));
     }
 }
