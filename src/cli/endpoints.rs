@@ -49,6 +49,12 @@ pub struct Create {
     /// where the dialect reports only requested ones: bud, tatra, yodlee (docs/dialects.md).
     #[arg(long)]
     scheduled_refreshes: bool,
+    /// Deliveries per second at most, whichever node sends; more wait in the outbox.
+    #[arg(long, value_name = "N")]
+    rate_limit: Option<i64>,
+    /// Deliveries awaiting this receiver's answer at once, at most.
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<i64>,
     #[command(flatten)]
     api: ApiArgs,
 }
@@ -118,6 +124,14 @@ fn create_body(c: &Create) -> Value {
     }
     if c.scheduled_refreshes {
         body.insert("scheduled_refreshes".into(), true.into());
+    }
+    for (key, limit) in [
+        ("rate_limit", c.rate_limit),
+        ("max_in_flight", c.max_in_flight),
+    ] {
+        if let Some(n) = limit {
+            body.insert(key.into(), n.into());
+        }
     }
     Value::Object(body)
 }

@@ -133,6 +133,9 @@ on_both_stores! {
             (json!({"url": "https://example.com/h", "event_types": ["nope"]}), "event_types[0]"),
             (json!({"url": "https://example.com/h", "activation": "later"}), "activation"),
             (json!({"url": "https://example.com/h", "retry_schedule": []}), "retry_schedule"),
+            (json!({"url": "https://example.com/h", "rate_limit": 0}), "rate_limit"),
+            (json!({"url": "https://example.com/h", "rate_limit": 100001}), "rate_limit"),
+            (json!({"url": "https://example.com/h", "max_in_flight": -3}), "max_in_flight"),
         ];
         for (body, field) in cases {
             let (s, b) = app.call(Method::POST, "/v1/webhook-endpoints", Some(&key), Some(body)).await;
@@ -140,8 +143,20 @@ on_both_stores! {
         }
         let (s, b) = app.call(Method::POST, "/v1/webhook-endpoints", Some(&key), Some(json!({"dialect": "standard"}))).await;
         assert_problem(s, &b, StatusCode::BAD_REQUEST, Some("url"));
+        let (s, b) = app.call(Method::POST, "/v1/webhook-endpoints", Some(&key), Some(json!({"url": "https://example.com/h", "rate_limit": "fast"}))).await;
+        assert_problem(s, &b, StatusCode::BAD_REQUEST, Some("rate_limit"));
         let (_, list) = app.call(Method::GET, "/v1/webhook-endpoints", Some(&key), None).await;
         assert_eq!(list["data"], json!([]), "nothing refused was stored");
+        // Limits round-trip, and null removes one.
+        let (s, e) = app.call(Method::POST, "/v1/webhook-endpoints", Some(&key), Some(json!({"url": "https://example.com/h", "rate_limit": 100, "max_in_flight": 4}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{e}");
+        assert_eq!((e["rate_limit"].clone(), e["max_in_flight"].clone()), (json!(100), json!(4)));
+        let path = format!("/v1/webhook-endpoints/{}", e["id"].as_str().unwrap());
+        let (s, b) = app.call(Method::PATCH, &path, Some(&key), Some(json!({"max_in_flight": 0}))).await;
+        assert_problem(s, &b, StatusCode::UNPROCESSABLE_ENTITY, Some("max_in_flight"));
+        let (s, e) = app.call(Method::PATCH, &path, Some(&key), Some(json!({"rate_limit": null}))).await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        assert_eq!((e["rate_limit"].clone(), e["max_in_flight"].clone()), (json!(null), json!(4)));
     }
 
     async fn endpoints_of_other_applications_are_not_found(app: TestApp) {

@@ -243,6 +243,10 @@ impl Store {
         {
             return Ok(Vec::new());
         }
+        // Planned at each execution, not from a cached generic plan: a plan cached while the
+        // outbox was small (or its statistics stale, autovacuum off) walked it with sequential
+        // scans once it held tens of thousands of rows, and one claim ran for minutes during
+        // the PostgreSQL refresh benchmark. Planning costs well under a millisecond per batch.
         let claimed = match (&self.backend, scope) {
             (
                 crate::Backend::Postgres(pool),
@@ -250,6 +254,7 @@ impl Store {
                     partitions: Some(p),
                 },
             ) => sqlx::query(claim)
+                .persistent(false)
                 .bind(Ts(now + lease))
                 .bind(&token)
                 .bind(Ts(now))
@@ -260,6 +265,7 @@ impl Store {
                 .rows_affected(),
             _ => on_pool!(self, write, |pool| {
                 let q = sqlx::query(claim)
+                    .persistent(false)
                     .bind(Ts(now + lease))
                     .bind(&token)
                     .bind(Ts(now))

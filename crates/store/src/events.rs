@@ -193,6 +193,20 @@ async fn write_events(
     // once however many event types the batch holds.
     let mut subscribers: HashMap<ApplicationId, Vec<WebhookEndpoint>> = HashMap::new();
     let mut targets: HashMap<(ApplicationId, String), Vec<WebhookEndpoint>> = HashMap::new();
+    // Events for one endpoint each (test events): every endpoint the batch names, in one read.
+    let named: Vec<EndpointId> = {
+        let mut ids: Vec<EndpointId> = batch
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Fanout::Only(e) => Some(*e),
+                Fanout::Subscribers { .. } => None,
+            })
+            .collect();
+        ids.sort_unstable_by_key(|e| e.0);
+        ids.dedup();
+        ids
+    };
+    let named = read_named(conn, keys, &named).await?;
     for (event, fanout) in batch {
         let key = (event.application_id, fanout_key(event, fanout));
         if targets.contains_key(&key) {
@@ -220,9 +234,12 @@ async fn write_events(
                     .cloned()
                     .collect()
             }
-            Fanout::Only(endpoint) => {
-                read_targets(conn, keys, event.application_id, Targets::Only(*endpoint)).await?
-            }
+            Fanout::Only(endpoint) => named
+                .get(endpoint)
+                .filter(|e| e.application_id == event.application_id)
+                .cloned()
+                .into_iter()
+                .collect(),
         };
         targets.insert(key, found);
     }
@@ -470,8 +487,51 @@ async fn unsettled_before(conn: &mut Conn<'_>, endpoint: EndpointId, key: &str) 
 enum Targets {
     /// Those that take events now: enabled, active, not a product callback.
     Subscribers { now: OffsetDateTime },
-    /// This one, if the application has it and it is not a product callback.
-    Only(EndpointId),
+}
+
+/// The endpoints `ids` (none a product callback), by id: the targets of events for one
+/// endpoint each. The caller checks each belongs to its event's application.
+async fn read_named(
+    conn: &mut Conn<'_>,
+    keys: &Keyring,
+    ids: &[EndpointId],
+) -> Result<HashMap<EndpointId, WebhookEndpoint>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = match conn {
+        // One fixed text whatever the count, as the other batch statements.
+        Conn::Postgres(c) => sqlx::query(concat!(
+            "SELECT ",
+            endpoint_columns!(),
+            " FROM webhook_endpoints WHERE id = ANY($1) AND product_request_id IS NULL"
+        ))
+        .bind(ids.iter().map(|e| e.0).collect::<Vec<_>>())
+        .fetch_all(&mut **c)
+        .await?
+        .iter()
+        .map(|r| endpoint_from_row(r, keys))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?,
+        Conn::Sqlite(c) => {
+            let mut q = sqlx::QueryBuilder::new(concat!(
+                "SELECT ",
+                endpoint_columns!(),
+                " FROM webhook_endpoints WHERE product_request_id IS NULL AND id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(id.0);
+            }
+            q.push(")");
+            q.build()
+                .fetch_all(&mut **c)
+                .await?
+                .iter()
+                .map(|r| endpoint_from_row(r, keys))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        }
+    };
+    Ok(rows.into_iter().map(|e| (e.id, e)).collect())
 }
 
 async fn read_targets(
@@ -496,7 +556,6 @@ async fn read_targets(
             Targets::Subscribers { now } => sqlx::query(select!("enabled AND active_from <= $2"))
                 .bind(app.0)
                 .bind(Ts(now)),
-            Targets::Only(endpoint) => sqlx::query(select!("id = $2")).bind(app.0).bind(endpoint.0),
         };
         let rows = query.fetch_all(&mut **conn).await?;
         Ok(rows

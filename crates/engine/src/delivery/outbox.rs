@@ -57,9 +57,13 @@ impl Outbox {
     ) -> Self {
         let wake = Arc::new(Notify::new());
         let notify = wake.clone();
-        let recorder = Recorder::start(store.clone(), handoff.clone(), metrics, move || {
-            notify.notify_one()
-        });
+        let recorder = Recorder::start(
+            store.clone(),
+            handoff.clone(),
+            partitions.clone(),
+            metrics,
+            move || notify.notify_one(),
+        );
         Self {
             recorder,
             handoff,

@@ -203,6 +203,7 @@ impl Recorder {
     pub fn start(
         store: Store,
         handoff: Option<Handoff>,
+        partitions: Arc<Partitions>,
         metrics: Arc<Metrics>,
         after_commit: impl Fn() + Send + Sync + 'static,
     ) -> Self {
@@ -215,11 +216,15 @@ impl Recorder {
         };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let after_commit: Arc<dyn Fn() + Send + Sync> = Arc::new(after_commit);
-        for _ in 0..writers {
+        for writer in 0..writers {
             tokio::spawn(write_loop(
                 store.clone(),
                 rx.clone(),
                 handoff.clone(),
+                // Beside other nodes, their writers already overlap this one's commits, and
+                // a second writer here would only halve this node's batches: more statements
+                // per event for the same database.
+                (writer > 0).then(|| partitions.clone()),
                 metrics.clone(),
                 after_commit.clone(),
             ));
@@ -245,15 +250,24 @@ impl Recorder {
     }
 }
 
+/// `only_alone`: this writer writes only while no other node shares the database.
 async fn write_loop(
     store: Store,
     rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
     handoff: Option<Handoff>,
+    only_alone: Option<Arc<Partitions>>,
     metrics: Arc<Metrics>,
     after_commit: Arc<dyn Fn() + Send + Sync>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.lock().await.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        if only_alone.as_ref().is_some_and(|p| p.count().1 > 1) {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        if rx.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
+        }
         match write(&store, &batch, handoff.as_ref()).await {
             Ok(written) => {
                 if written.left_for_claim {
