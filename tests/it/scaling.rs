@@ -79,6 +79,24 @@ impl Cluster {
         .unwrap()
     }
 
+    /// Three nodes named `prefix-0..2`, once their shares of the partitions have settled;
+    /// with their API addresses.
+    async fn three(&self, prefix: &str) -> (Vec<ChildNode>, Vec<String>) {
+        let mut nodes = Vec::new();
+        for i in 0..3 {
+            nodes.push(self.node(&format!("{prefix}-{i}")).await);
+        }
+        let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+        let all: Vec<&str> = bases.iter().map(String::as_str).collect();
+        self.await_shares(
+            &all,
+            |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= SHARE_OF_THREE),
+            Duration::from_secs(20),
+        )
+        .await;
+        (nodes, bases)
+    }
+
     async fn call(&self, key: &str, method: Method, url: String, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, &url).bearer_auth(key);
         if let Some(b) = body {
@@ -341,18 +359,8 @@ async fn a_killed_node_s_partitions_go_to_the_others() {
     let Some(c) = Cluster::new().await else {
         return;
     };
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(c.node(&format!("kill-{i}")).await);
-    }
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let (mut nodes, bases) = c.three("kill").await;
     let all: Vec<&str> = bases.iter().map(String::as_str).collect();
-    c.await_shares(
-        &all,
-        |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= SHARE_OF_THREE),
-        Duration::from_secs(20),
-    )
-    .await;
     let victim_name = "kill-2";
     let victims = c.partitions_of(victim_name).await;
     assert!(!victims.is_empty(), "the victim holds partitions");
@@ -535,6 +543,8 @@ async fn a_joining_node_takes_its_share() {
     c.await_shares(&[&a.base], |h| h == [64], Duration::from_secs(10))
         .await;
     // Each event's first attempt fails, so its retry is claimed: by its partition's holder.
+    // The receiver fails the first ten requests whatever they are, so the retry waits long
+    // enough (5 s) for all ten first attempts to come first, even on a loaded machine.
     let mut script = vec![Answer::Status(500); 10];
     script.push(Answer::Status(204));
     let r = Receiver::start(script).await;
@@ -545,7 +555,7 @@ async fn a_joining_node_takes_its_share() {
             .endpoint(
                 &a.base,
                 &key,
-                json!({"url": r.url(), "retry_schedule": [1]}),
+                json!({"url": r.url(), "retry_schedule": [5]}),
             )
             .await;
         if partition(&ep) >= 32 {
@@ -619,18 +629,7 @@ async fn the_rate_limit_holds_across_three_nodes() {
     let Some(c) = Cluster::new().await else {
         return;
     };
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        nodes.push(c.node(&format!("rate-{i}")).await);
-    }
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let all: Vec<&str> = bases.iter().map(String::as_str).collect();
-    c.await_shares(
-        &all,
-        |h| h.iter().sum::<u64>() == 64 && h.iter().all(|n| *n > 0 && *n <= SHARE_OF_THREE),
-        Duration::from_secs(20),
-    )
-    .await;
+    let (nodes, bases) = c.three("rate").await;
     let key = create_app(&c.http, &bases[0], ADMIN).await.unwrap();
     let r = Receiver::start(vec![Answer::Status(204)]).await;
     let ep = c
