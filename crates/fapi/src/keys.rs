@@ -69,28 +69,33 @@ impl PrivateKey {
     /// A key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, RSA or P-256) or PKCS#1 (`BEGIN RSA
     /// PRIVATE KEY`).
     pub fn from_pem(pem: &str) -> Result<Self, Error> {
-        if pem.contains("BEGIN RSA PRIVATE KEY") {
-            let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem)
-                .map_err(|_| Error::Malformed("PKCS#1 RSA private key".into()))?;
-            let der = key
-                .to_pkcs8_der()
-                .map_err(|_| Error::Malformed("PKCS#1 RSA private key".into()))?;
-            return Self::from_pkcs8(der.as_bytes());
-        }
-        if pem.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-            return Err(Error::Unsupported(
+        // Read through the crate's one PEM reader; the PKCS#8 label is last, so a more
+        // specific one found first says which form the key is in.
+        let (label, der) = pem_block(
+            pem,
+            &[
+                "RSA PRIVATE KEY",
+                "ENCRYPTED PRIVATE KEY",
+                "EC PRIVATE KEY",
+                "PRIVATE KEY",
+            ],
+        )
+        .ok_or_else(|| Error::Malformed("PEM private key (expected BEGIN PRIVATE KEY)".into()))?;
+        match label {
+            "RSA PRIVATE KEY" => {
+                let pkcs1 = || Error::Malformed("PKCS#1 RSA private key".into());
+                let key = rsa::RsaPrivateKey::from_pkcs1_der(&der).map_err(|_| pkcs1())?;
+                let der = key.to_pkcs8_der().map_err(|_| pkcs1())?;
+                Self::from_pkcs8(der.as_bytes())
+            }
+            "ENCRYPTED PRIVATE KEY" => Err(Error::Unsupported(
                 "encrypted private key: give it unencrypted, readable by freshet alone".into(),
-            ));
-        }
-        let (label, der) = pem_block(pem, &["PRIVATE KEY", "EC PRIVATE KEY"]).ok_or_else(|| {
-            Error::Malformed("PEM private key (expected BEGIN PRIVATE KEY)".into())
-        })?;
-        if label == "EC PRIVATE KEY" {
-            return Err(Error::Unsupported(
+            )),
+            "EC PRIVATE KEY" => Err(Error::Unsupported(
                 "SEC1 EC key: convert it to PKCS#8 (openssl pkcs8 -topk8 -nocrypt)".into(),
-            ));
+            )),
+            _ => Self::from_pkcs8(&der),
         }
-        Self::from_pkcs8(&der)
     }
 
     /// A key from PKCS#8 DER.
