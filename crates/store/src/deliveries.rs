@@ -354,14 +354,13 @@ impl Store {
             .bind(Ts(now))
             .fetch_all(pool)
             .await?;
-            let limit = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
             Ok(rows
                 .iter()
                 .map(|r| {
                     Ok(LimitedEndpoint {
                         id: r.uuid("id")?.into(),
-                        rate_limit: limit(r.opt_i64("rate_limit")?),
-                        max_in_flight: limit(r.opt_i64("max_in_flight")?),
+                        rate_limit: crate::endpoints::limit(r.opt_i64("rate_limit")?),
+                        max_in_flight: crate::endpoints::limit(r.opt_i64("max_in_flight")?),
                     })
                 })
                 .collect::<Result<_, sqlx::Error>>()?)

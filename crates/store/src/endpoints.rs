@@ -154,7 +154,7 @@ pub(crate) fn endpoint_from_row(
 }
 
 /// A stored limit; what no API accepts (below 1) reads as no limit rather than a stuck outbox.
-fn limit(stored: Option<i64>) -> Option<u32> {
+pub(crate) fn limit(stored: Option<i64>) -> Option<u32> {
     stored
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0)

@@ -283,16 +283,14 @@ async fn write_events(
             // what waits for order or for an endpoint's limits.
             let partition = crate::partition_of(endpoint.id);
             let holds = lease.is_some_and(|l| (l.holds)(partition));
-            let leased = lease.is_some()
-                && endpoint.enabled
-                && !endpoint.limited()
-                && ordering_key.is_none();
+            // What a writer may take for itself at all: an enabled endpoint without limits.
+            let takeable = lease.is_some() && endpoint.enabled && !endpoint.limited();
+            let leased = takeable && ordering_key.is_none();
             if !leased && !parked && !holds && endpoint.enabled {
                 announce.push(partition);
             }
-            if holds
-                && endpoint.enabled
-                && !endpoint.limited()
+            if takeable
+                && holds
                 && !parked
                 && let Some(key) = ordering_key.as_ref().filter(|k| k.starts_with(SERIES))
             {

@@ -9,7 +9,7 @@
 //! node, which holds every partition without asking.
 
 use freshet_model::webhooks::EndpointId;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::{Backend, Result, Store, codec::Ts};
 
@@ -34,13 +34,13 @@ pub fn partition_of(endpoint: EndpointId) -> u16 {
     u16::from(endpoint.0.as_bytes()[15]) % PARTITIONS
 }
 
-/// What one round of holding partitions found.
+/// What one round of holding partitions found. No lease end or take time: a node times its
+/// lease on its own clock, from before the round began, so the database's clock never decides
+/// how long a node may go on using a partition.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Held {
-    /// The partitions this node holds, each with when it took it.
-    pub partitions: Vec<(u16, OffsetDateTime)>,
-    /// Until when the lease on them runs (the same for all: renewed together).
-    pub until: Option<OffsetDateTime>,
+    /// The partitions this node holds, in order.
+    pub partitions: Vec<u16>,
     /// Nodes alive now, this one included.
     pub nodes: u64,
 }
@@ -61,10 +61,7 @@ impl Store {
             Backend::Postgres(pool) => pool,
             Backend::Sqlite { .. } => {
                 return Ok(Held {
-                    partitions: (0..PARTITIONS)
-                        .map(|p| (p, OffsetDateTime::UNIX_EPOCH))
-                        .collect(),
-                    until: None,
+                    partitions: (0..PARTITIONS).collect(),
                     nodes: 1,
                 });
             }
@@ -97,9 +94,9 @@ impl Store {
         .bind(&release)
         .execute(&mut *tx)
         .await?;
-        let mut held: Vec<(i32, OffsetDateTime)> = sqlx::query_as(
+        let mut held: Vec<i32> = sqlx::query_scalar(
             "UPDATE outbox_partitions SET lease_until = $2 WHERE owner = $1 \
-             RETURNING partition_no, acquired_at",
+             RETURNING partition_no",
         )
         .bind(node)
         .bind(Ts(until))
@@ -108,12 +105,12 @@ impl Store {
         let share = fair_share(nodes.max(1) as u64);
         if (held.len() as u64) < share {
             // Lowest numbers first, skipping rows another node is taking right now.
-            let taken: Vec<(i32, OffsetDateTime)> = sqlx::query_as(
+            let taken: Vec<i32> = sqlx::query_scalar(
                 "UPDATE outbox_partitions SET owner = $1, lease_until = $2, acquired_at = $3 \
                  WHERE partition_no IN (SELECT partition_no FROM outbox_partitions \
                    WHERE owner IS NULL OR lease_until < $3 ORDER BY partition_no LIMIT $4 \
                    FOR UPDATE SKIP LOCKED) \
-                 RETURNING partition_no, acquired_at",
+                 RETURNING partition_no",
             )
             .bind(node)
             .bind(Ts(until))
@@ -124,10 +121,9 @@ impl Store {
             held.extend(taken);
         }
         tx.commit().await?;
-        held.sort_by_key(|(p, _)| *p);
+        held.sort_unstable();
         Ok(Held {
-            partitions: held.into_iter().map(|(p, at)| (p as u16, at)).collect(),
-            until: Some(until),
+            partitions: held.into_iter().map(|p| p as u16).collect(),
             nodes: nodes.max(1) as u64,
         })
     }

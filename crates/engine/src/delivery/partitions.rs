@@ -90,19 +90,14 @@ impl Partitions {
 
     /// Whether this node may take `partition`'s deliveries now.
     pub fn holds(&self, partition: u16) -> bool {
-        let s = self.read();
-        s.held.get(partition as usize).is_some_and(Option::is_some)
-            && !s.releasing.contains(&partition)
-            && s.until.is_none_or(|until| Instant::now() < until)
+        self.read().usable(partition).is_some()
     }
 
     /// Whether `partition`'s limited endpoints may send now: held, and held long enough.
     pub fn settled_in(&self, partition: u16) -> bool {
-        let s = self.read();
-        let since = s.held.get(partition as usize).copied().flatten();
-        since.is_some_and(|at| Instant::now() >= at)
-            && !s.releasing.contains(&partition)
-            && s.until.is_none_or(|until| Instant::now() < until)
+        self.read()
+            .usable(partition)
+            .is_some_and(|quiet_until| Instant::now() >= quiet_until)
     }
 
     /// The partitions to claim from; `None` means all of them.
@@ -168,7 +163,7 @@ impl Partitions {
         let now = Instant::now();
         let mut gained = false;
         let mut next = vec![None; PARTITIONS as usize];
-        for (p, _) in &held.partitions {
+        for p in &held.partitions {
             let i = *p as usize;
             next[i] = match s.held[i] {
                 Some(at) => Some(at),
@@ -188,6 +183,17 @@ impl Partitions {
         s.nodes = held.nodes;
         s.claimable = Some(claimable(&s));
         gained
+    }
+}
+
+impl State {
+    /// When `partition`'s quiet ends, if this node may use it now: held, not being given up,
+    /// and its lease not run out on this node's clock.
+    fn usable(&self, partition: u16) -> Option<Instant> {
+        let since = self.held.get(partition as usize).copied().flatten()?;
+        let live = !self.releasing.contains(&partition)
+            && self.until.is_none_or(|until| Instant::now() < until);
+        live.then_some(since)
     }
 }
 
@@ -308,11 +314,7 @@ mod tests {
 
     fn held(ps: &[u16], nodes: u64) -> freshet_store::Held {
         freshet_store::Held {
-            partitions: ps
-                .iter()
-                .map(|p| (*p, time::OffsetDateTime::UNIX_EPOCH))
-                .collect(),
-            until: None,
+            partitions: ps.to_vec(),
             nodes,
         }
     }

@@ -9,7 +9,7 @@ use time::Duration;
 use crate::outbox::{ALL, app, claim, endpoint, event, finished};
 
 fn ids(held: &freshet_store::Held) -> Vec<u16> {
-    held.partitions.iter().map(|(p, _)| *p).collect()
+    held.partitions.clone()
 }
 
 pub async fn nodes_share_partitions_and_take_over_a_silent_one(db: &TestDb) {
