@@ -97,6 +97,24 @@ impl Cluster {
         (nodes, bases)
     }
 
+    /// An endpoint made from `body` whose partition is in the upper half (32..64): what a
+    /// node holding all 64 gives up first when a second joins. Others made on the way go.
+    async fn upper_half_endpoint(&self, base: &str, key: &str, body: Value) -> String {
+        loop {
+            let ep = self.endpoint(base, key, body.clone()).await;
+            if partition(&ep) >= 32 {
+                return ep;
+            }
+            self.call(
+                key,
+                Method::DELETE,
+                format!("{base}/v1/webhook-endpoints/{ep}"),
+                None,
+            )
+            .await;
+        }
+    }
+
     async fn call(&self, key: &str, method: Method, url: String, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, &url).bearer_auth(key);
         if let Some(b) = body {
@@ -550,25 +568,13 @@ async fn a_joining_node_takes_its_share() {
     let r = Receiver::start(script).await;
     let key = create_app(&c.http, &a.base, ADMIN).await.unwrap();
     // An endpoint in the upper half: what the first node gives up.
-    let ep = loop {
-        let ep = c
-            .endpoint(
-                &a.base,
-                &key,
-                json!({"url": r.url(), "retry_schedule": [5]}),
-            )
-            .await;
-        if partition(&ep) >= 32 {
-            break ep;
-        }
-        c.call(
+    let ep = c
+        .upper_half_endpoint(
+            &a.base,
             &key,
-            Method::DELETE,
-            format!("{}/v1/webhook-endpoints/{ep}", a.base),
-            None,
+            json!({"url": r.url(), "retry_schedule": [5]}),
         )
         .await;
-    };
 
     let b = c.node("join-b").await;
     let took = c
@@ -784,25 +790,13 @@ async fn ordered_delivery_across_a_partition_handover() {
     let key = create_app(&c.http, &a.base, ADMIN).await.unwrap();
     // Slow enough that the queue is still long when the second node takes the partition.
     let r = Receiver::start(vec![Answer::Hang(Duration::from_millis(150))]).await;
-    let ep = loop {
-        let ep = c
-            .endpoint(
-                &a.base,
-                &key,
-                json!({"url": r.url(), "ordered": true, "event_types": ["link.created"]}),
-            )
-            .await;
-        if partition(&ep) >= 32 {
-            break ep;
-        }
-        c.call(
+    let ep = c
+        .upper_half_endpoint(
+            &a.base,
             &key,
-            Method::DELETE,
-            format!("{}/v1/webhook-endpoints/{ep}", a.base),
-            None,
+            json!({"url": r.url(), "ordered": true, "event_types": ["link.created"]}),
         )
         .await;
-    };
     let customer = c
         .call(
             &key,
