@@ -95,6 +95,29 @@ pub struct Recorded {
     pub failing: Vec<(ApplicationId, EndpointId, OffsetDateTime)>,
     /// Retries made due now because their endpoint succeeded again ([`crate::catch_up`]).
     pub brought_forward: u64,
+    /// The deliveries next in line behind those the batch settled, leased to the recording
+    /// node ([`TakeNext`]): its to send now.
+    pub next: Vec<Claim>,
+}
+
+/// Who sends the delivery next in line behind one a batch settles, when it waited parked for
+/// it. Without this it is made due and waits for a claim, which on a busy outbox reads the
+/// whole due queue to find it; with it, the recording node leases it in the same statement
+/// and sends it at once. Only for an endpoint the node could claim it from (enabled, no
+/// limits, its partition held); the rest are made due as before.
+#[derive(Clone, Copy, Debug)]
+pub struct TakeNext<'a> {
+    pub node: &'a str,
+    pub lease: Duration,
+    /// The partitions the node claims from; `None`: all of them.
+    pub partitions: Option<&'a [u16]>,
+}
+
+/// The lease [`TakeNext`] writes.
+struct Taking<'a> {
+    token: &'a str,
+    until: OffsetDateTime,
+    partitions: Vec<i32>,
 }
 
 /// An attempt to record.
@@ -160,6 +183,53 @@ macro_rules! unlimited {
         " AND w.rate_limit IS NULL AND w.max_in_flight IS NULL"
     };
 }
+
+/// Whether a parked delivery being made due may instead be leased to the recording node
+/// ([`TakeNext`]): its endpoint enabled and without limits, and on PostgreSQL in one of the
+/// node's partitions (`$6`).
+macro_rules! takeable {
+    ($partitions:expr) => {
+        concat!(
+            "(EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = deliveries.endpoint_id \
+              AND w.enabled",
+            unlimited!(),
+            ")",
+            $partitions,
+            ")"
+        )
+    };
+}
+
+/// [`takeable`] on PostgreSQL.
+macro_rules! takeable_pg {
+    () => {
+        takeable!(concat!(
+            " AND ",
+            crate::partition_sql!("deliveries"),
+            " = ANY($6::int4[])"
+        ))
+    };
+}
+
+/// The `SET` that leases a delivery made due when `$cond` holds: to `$5` until `$4`.
+macro_rules! take_set {
+    ($cond:expr) => {
+        concat!(
+            "status = CASE WHEN ",
+            $cond,
+            " THEN 'delivering' ELSE status END, \
+             lease_until = CASE WHEN ",
+            $cond,
+            " THEN $4 ELSE lease_until END, \
+             leased_by = CASE WHEN ",
+            $cond,
+            " THEN $5 ELSE leased_by END, "
+        )
+    };
+}
+
+/// [`takeable`] on SQLite, whose one node holds every partition.
+const TAKEABLE_SQLITE: &str = takeable!("");
 
 /// Which due deliveries a claim may take.
 #[derive(Clone, Copy, Debug)]
@@ -280,6 +350,17 @@ impl Store {
         if claimed == 0 {
             return Ok(Vec::new());
         }
+        self.leased_to(&token, now + lease, &keys).await
+    }
+
+    /// The deliveries leased under claim `token`, with their events and endpoints, in the
+    /// order they are to go.
+    async fn leased_to(
+        &self,
+        token: &str,
+        lease_until: OffsetDateTime,
+        keys: &crate::sealed::Keyring,
+    ) -> Result<Vec<Claim>> {
         // Three indexed reads by claim token, joined here, keep the row mappers shared. They
         // read committed data, so on SQLite they leave the single writer free.
         on_pool!(self, read, |pool| {
@@ -288,7 +369,7 @@ impl Store {
                 columns!(),
                 ", body, ordering_key FROM deliveries WHERE leased_by = $1"
             ))
-            .bind(&token)
+            .bind(token)
             .fetch_all(pool)
             .await?;
             let events = sqlx::query(concat!(
@@ -296,7 +377,7 @@ impl Store {
                 event_columns!(),
                 " FROM events WHERE id IN (SELECT event_id FROM deliveries WHERE leased_by = $1)"
             ))
-            .bind(&token)
+            .bind(token)
             .fetch_all(pool)
             .await?;
             let endpoints = sqlx::query(concat!(
@@ -304,7 +385,7 @@ impl Store {
                 endpoint_columns!(),
                 " FROM webhook_endpoints WHERE id IN (SELECT endpoint_id FROM deliveries WHERE leased_by = $1)"
             ))
-            .bind(&token)
+            .bind(token)
             .fetch_all(pool)
             .await?;
             let events: HashMap<EventId, StoredEvent> = events
@@ -313,7 +394,7 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let endpoints: HashMap<EndpointId, WebhookEndpoint> = endpoints
                 .iter()
-                .map(|r| endpoint_from_row(r, &keys).map(|e| (e.id, e)))
+                .map(|r| endpoint_from_row(r, keys).map(|e| (e.id, e)))
                 .collect::<Result<_, _>>()?;
             let mut claims = Vec::with_capacity(deliveries.len());
             for row in &deliveries {
@@ -328,8 +409,8 @@ impl Store {
                     event: event.clone(),
                     endpoint: endpoint.clone(),
                     delivery,
-                    token: token.clone(),
-                    lease_until: now + lease,
+                    token: token.to_string(),
+                    lease_until,
                     body: row.opt_json("body")?,
                     ordering_key: row.opt_text("ordering_key")?,
                 });
@@ -372,20 +453,42 @@ impl Store {
     /// each failing endpoint, when its current run of failures began, and how many retries
     /// of endpoints that succeeded were brought forward.
     pub async fn finish_attempts(&self, batch: &[Finished]) -> Result<Recorded> {
+        self.finish_attempts_taking(batch, None).await
+    }
+
+    /// [`finish_attempts`](Self::finish_attempts), leasing to `take`'s node the deliveries
+    /// next in line that it may send ([`TakeNext`]), returned in [`Recorded::next`].
+    pub async fn finish_attempts_taking(
+        &self,
+        batch: &[Finished],
+        take: Option<TakeNext<'_>>,
+    ) -> Result<Recorded> {
         if batch.is_empty() {
             return Ok(Recorded::default());
         }
         let now = freshet_model::time::now();
+        // Before leasing anything: a node that cannot open secrets must not hold deliveries.
+        let keys = take.map(|_| self.keys()).transpose()?;
+        let token = take.map(|t| format!("{}/{}", t.node, Uuid::now_v7().simple()));
+        let taking = take.zip(token.as_deref()).map(|(t, token)| Taking {
+            token,
+            until: now + t.lease,
+            partitions: match t.partitions {
+                Some(p) => p.iter().map(|&p| i32::from(p)).collect(),
+                None => (0..i32::from(crate::PARTITIONS)).collect(),
+            },
+        });
         let bring_forward = crate::catch_up::bring_forward_sql(self.kind());
         let mut brought_forward = 0;
-        on_pool!(self, write, |pool| {
+        let recorded = on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let mut failing = HashMap::new();
             let mut endpoints: HashMap<
                 (ApplicationId, EndpointId),
                 (Option<OffsetDateTime>, Option<OffsetDateTime>),
             > = HashMap::new();
-            WriteOutcomes::write_outcomes(&mut *tx, batch, now).await?;
+            let unparked =
+                WriteOutcomes::write_outcomes(&mut *tx, batch, now, taking.as_ref()).await?;
             // Endpoints with a failure in this batch: a receiver failing some requests is
             // not caught up with, or its retries would race through their schedule.
             let flapping: std::collections::HashSet<EndpointId> = batch
@@ -453,13 +556,22 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(Recorded {
-                failing: failing
-                    .into_iter()
-                    .map(|((app, ep), since)| (app, ep, since))
-                    .collect(),
-                brought_forward,
-            })
+            (failing, unparked)
+        });
+        let (failing, unparked) = recorded;
+        let next = match (taking, keys) {
+            (Some(t), Some(keys)) if unparked > 0 => {
+                self.leased_to(t.token, t.until, &keys).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Recorded {
+            failing: failing
+                .into_iter()
+                .map(|((app, ep), since)| (app, ep, since))
+                .collect(),
+            brought_forward,
+            next,
         })
     }
 
@@ -662,11 +774,13 @@ impl Store {
 /// A row whose lease another node took over (claim token no longer matches) is left as that
 /// node has it; its attempt is still recorded.
 trait WriteOutcomes {
+    /// Answers how many deliveries next in line it made due or, with `take`, leased.
     async fn write_outcomes(
         &mut self,
         batch: &[Finished],
         now: OffsetDateTime,
-    ) -> Result<(), sqlx::Error>;
+        take: Option<&Taking<'_>>,
+    ) -> Result<u64, sqlx::Error>;
 }
 
 fn verdict(f: &Finished, now: OffsetDateTime) -> (&'static str, OffsetDateTime) {
@@ -684,7 +798,8 @@ impl WriteOutcomes for sqlx::PgConnection {
         &mut self,
         batch: &[Finished],
         now: OffsetDateTime,
-    ) -> Result<(), sqlx::Error> {
+        take: Option<&Taking<'_>>,
+    ) -> Result<u64, sqlx::Error> {
         let mut ids = Vec::with_capacity(batch.len());
         let mut tokens = Vec::with_capacity(batch.len());
         let mut statuses = Vec::with_capacity(batch.len());
@@ -758,19 +873,43 @@ impl WriteOutcomes for sqlx::PgConnection {
             .filter(|f| settled(f))
             .map(|f| f.delivery_id.0)
             .collect();
-        if !settled.is_empty() {
-            sqlx::query(concat!(
+        if settled.is_empty() {
+            return Ok(0);
+        }
+        // Planned for each batch: a generic plan made while the table was small scans it for
+        // the settled ids instead of reading them by key.
+        let unparked = match take {
+            None => sqlx::query(concat!(
                 "UPDATE deliveries SET next_attempt_at = $1 WHERE next_attempt_at = $2",
                 unpark_next!(),
                 "= ANY($3::uuid[]))"
             ))
+            .persistent(false)
             .bind(now)
             .bind(PARKED)
             .bind(&settled)
             .execute(&mut *self)
-            .await?;
-        }
-        Ok(())
+            .await?
+            .rows_affected(),
+            Some(t) => sqlx::query(concat!(
+                "UPDATE deliveries SET ",
+                take_set!(takeable_pg!()),
+                "next_attempt_at = $1 WHERE next_attempt_at = $2",
+                unpark_next!(),
+                "= ANY($3::uuid[]))"
+            ))
+            .persistent(false)
+            .bind(now)
+            .bind(PARKED)
+            .bind(&settled)
+            .bind(t.until)
+            .bind(t.token)
+            .bind(&t.partitions)
+            .execute(&mut *self)
+            .await?
+            .rows_affected(),
+        };
+        Ok(unparked)
     }
 }
 
@@ -779,7 +918,8 @@ impl WriteOutcomes for sqlx::SqliteConnection {
         &mut self,
         batch: &[Finished],
         now: OffsetDateTime,
-    ) -> Result<(), sqlx::Error> {
+        take: Option<&Taking<'_>>,
+    ) -> Result<u64, sqlx::Error> {
         let mut q = sqlx::QueryBuilder::new(
             "WITH v (id, token, status, next_attempt_at, last_status_code, last_error) AS (",
         );
@@ -819,8 +959,24 @@ impl WriteOutcomes for sqlx::SqliteConnection {
                 .push_bind(f.attempt.node.clone());
         });
         q.build().execute(&mut *self).await?;
-        if batch.iter().any(settled) {
-            let mut q = sqlx::QueryBuilder::new("UPDATE deliveries SET next_attempt_at = ");
+        if !batch.iter().any(settled) {
+            return Ok(0);
+        }
+        {
+            let mut q = sqlx::QueryBuilder::new("UPDATE deliveries SET ");
+            if let Some(t) = take {
+                q.push(format_args!(
+                    "status = CASE WHEN {TAKEABLE_SQLITE} THEN 'delivering' ELSE status END, \
+                     lease_until = CASE WHEN {TAKEABLE_SQLITE} THEN "
+                ));
+                q.push_bind(Ts(t.until));
+                q.push(format_args!(
+                    " ELSE lease_until END, leased_by = CASE WHEN {TAKEABLE_SQLITE} THEN "
+                ));
+                q.push_bind(t.token.to_string());
+                q.push(" ELSE leased_by END, ");
+            }
+            q.push("next_attempt_at = ");
             q.push_bind(Ts(now));
             q.push(" WHERE next_attempt_at = ");
             q.push_bind(Ts(PARKED));
@@ -830,8 +986,7 @@ impl WriteOutcomes for sqlx::SqliteConnection {
                 ids.push_bind(f.delivery_id.0);
             }
             q.push("))");
-            q.build().execute(&mut *self).await?;
+            Ok(q.build().execute(&mut *self).await?.rows_affected())
         }
-        Ok(())
     }
 }

@@ -466,17 +466,21 @@ async fn write_events(
 /// The prefix of a refresh series' ordering key.
 const SERIES: &str = "series:";
 
+/// Whether an endpoint (`$1`) has a delivery with an ordering key (`$2`) not yet settled: asked
+/// for the head of every refresh's series, so it must read the in-line index whatever the
+/// statistics say (a test checks its generic plan).
+#[doc(hidden)]
+pub const UNSETTLED_IN_LINE: &str = "SELECT 1 FROM deliveries WHERE endpoint_id = $1 \
+     AND ordering_key = $2 AND status IN ('pending', 'failed', 'delivering') LIMIT 1";
+
 /// Whether `endpoint` has a delivery with ordering key `key` not yet settled.
 async fn unsettled_before(conn: &mut Conn<'_>, endpoint: EndpointId, key: &str) -> Result<bool> {
     on_conn!(conn, |c| {
-        let found = sqlx::query(
-            "SELECT 1 FROM deliveries WHERE endpoint_id = $1 AND ordering_key = $2 \
-             AND status IN ('pending', 'failed', 'delivering') LIMIT 1",
-        )
-        .bind(endpoint.0)
-        .bind(key)
-        .fetch_optional(&mut **c)
-        .await?;
+        let found = sqlx::query(UNSETTLED_IN_LINE)
+            .bind(endpoint.0)
+            .bind(key)
+            .fetch_optional(&mut **c)
+            .await?;
         Ok(found.is_some())
     })
 }

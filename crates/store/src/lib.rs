@@ -58,13 +58,13 @@ pub use accounts::{FoundAccount, SyncPage, TxnFilter};
 pub use applications::{ApiKeyRecord, Application, NewApiKey};
 pub use backup::{BackupError, backup_sqlite};
 pub use deliveries::{
-    AttemptRecord, Claim, Finished, LimitedEndpoint, Outcome, PARKED, Recorded, Scope,
+    AttemptRecord, Claim, Finished, LimitedEndpoint, Outcome, PARKED, Recorded, Scope, TakeNext,
 };
 pub use endpoint_health::{EndpointHealth, FailedAttempt};
 pub use endpoints::NewEndpoint;
 pub use erasure::{CANCELLED_REASON, Erased};
 pub use error::StoreError;
-pub use events::{EventFilter, Fanout, Lease, StoredEvent, Written};
+pub use events::{EventFilter, Fanout, Lease, StoredEvent, UNSETTLED_IN_LINE, Written};
 pub use keys::Unlocked;
 pub use links::{DueConsent, RefreshEnd};
 pub use metrics::{QueueStats, UnattendedUse};

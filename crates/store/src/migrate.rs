@@ -27,10 +27,10 @@ macro_rules! migrations {
 
 const SQLITE: &[Migration] = migrations!("sqlite":
     1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard", 8 "customer_indexes",
-    9 "bank_authorisation", 10 "endpoint_dialect_policy", 11 "retention", 12 "keys", 13 "erasure", 14 "consents_by_bank_id", 15 "outbox_partitions");
+    9 "bank_authorisation", 10 "endpoint_dialect_policy", 11 "retention", 12 "keys", 13 "erasure", 14 "consents_by_bank_id", 15 "outbox_partitions", 16 "ordering_unsettled");
 const POSTGRES: &[Migration] = migrations!("postgres":
     1 "init", 2 "webhooks", 3 "refresh", 4 "signing_keys", 5 "products", 6 "metrics", 7 "dashboard", 8 "customer_indexes",
-    9 "bank_authorisation", 10 "endpoint_dialect_policy", 11 "retention", 12 "keys", 13 "erasure", 14 "consents_by_bank_id", 15 "outbox_partitions");
+    9 "bank_authorisation", 10 "endpoint_dialect_policy", 11 "retention", 12 "keys", 13 "erasure", 14 "consents_by_bank_id", 15 "outbox_partitions", 16 "ordering_unsettled");
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS freshet_migrations (
     version BIGINT PRIMARY KEY NOT NULL,

@@ -11,7 +11,8 @@ use std::{sync::Arc, time::Duration};
 
 use freshet_model::{ApplicationId, webhooks::EndpointId};
 use freshet_store::{
-    AttemptRecord, Claim, Finished, Outcome, Scope, Store, StoreError, partition_of,
+    AttemptRecord, Claim, Finished, Outcome, Recorded, Scope, Store, StoreError, TakeNext,
+    partition_of,
 };
 use time::OffsetDateTime;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
@@ -97,7 +98,7 @@ struct Done {
     /// The delivery had an ordering key (an ordered endpoint's customer, a refresh's series):
     /// once it is settled, the next one with the same key may be claimed.
     ordered: bool,
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 }
 
 impl Dispatcher {
@@ -166,7 +167,13 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let room = Arc::new(Semaphore::new(self.config.max_in_flight));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
-        let recorder = tokio::spawn(self.clone().record_loop(done_rx));
+        // The recorder sends what recording leased to this node (the next in line behind what
+        // settled) without keeping the channel open: it closes once every sender has reported.
+        let recorder = tokio::spawn(self.clone().record_loop(
+            done_rx,
+            done_tx.downgrade(),
+            room.clone(),
+        ));
         let handoff = self
             .handoff
             .lock()
@@ -374,12 +381,17 @@ impl Dispatcher {
                 finished,
                 partition,
                 ordered,
-                _permit: permit,
+                permit,
             });
         });
     }
 
-    async fn record_loop(self: Arc<Self>, mut done: mpsc::UnboundedReceiver<Done>) {
+    async fn record_loop(
+        self: Arc<Self>,
+        mut done: mpsc::UnboundedReceiver<Done>,
+        resend: mpsc::WeakUnboundedSender<Done>,
+        room: Arc<Semaphore>,
+    ) {
         let max = self.config.batch_size as usize * 4;
         let mut batch = Vec::with_capacity(max);
         while let Some(first) = done.recv().await {
@@ -395,9 +407,9 @@ impl Dispatcher {
             let mut delay = Duration::from_millis(50);
             // A failed write is retried: these attempts happened and must be on record (and
             // until they are, their leases keep the deliveries from being sent again).
-            let brought_forward = loop {
+            let recorded = loop {
                 match self.record(&finished).await {
-                    Ok(n) => break n,
+                    Ok(r) => break r,
                     Err(e) => {
                         tracing::warn!(error = %e, n = finished.len(), "recording attempts failed; retrying");
                         tokio::time::sleep(delay).await;
@@ -408,24 +420,60 @@ impl Dispatcher {
             for d in &batch {
                 self.partitions.finished(d.partition);
             }
-            batch.clear(); // releases the permits: room for more claims
+            // What was leased to this node goes out in the room of what it followed: each
+            // settled delivery has at most one next in line.
+            let mut permits: Vec<_> = batch.drain(..).map(|d| d.permit).collect();
+            let taken = recorded.next.len();
+            match resend.upgrade() {
+                Some(done) => {
+                    for claim in recorded.next {
+                        let permit = match permits.pop() {
+                            Some(p) => p,
+                            None => match room.clone().acquire_owned().await {
+                                Ok(p) => p,
+                                Err(_) => break,
+                            },
+                        };
+                        self.spawn_send(claim, permit, &done);
+                    }
+                }
+                // Stopped with nothing in flight: the leases run out and another claim sends them.
+                None if taken > 0 => {
+                    tracing::info!(
+                        taken,
+                        "stopping: deliveries next in line left to their leases"
+                    )
+                }
+                None => {}
+            }
+            drop(permits); // room for more claims
             self.room_freed.notify_one();
-            if wake_claimer || brought_forward > 0 {
+            if wake_claimer || recorded.brought_forward > 0 {
                 self.wake.notify_one();
             }
         }
     }
 
-    /// Records attempts; answers how many waiting retries a success made due now.
-    async fn record(&self, finished: &[Finished]) -> Result<u64, StoreError> {
-        let recorded = self.store.finish_attempts(finished).await?;
+    /// Records attempts, taking what follows them in line; answers how many waiting retries a
+    /// success made due now and what this node is to send next.
+    async fn record(&self, finished: &[Finished]) -> Result<Recorded, StoreError> {
+        let partitions = self.partitions.claimable();
+        let take = TakeNext {
+            node: &self.config.node,
+            lease: self.lease(),
+            partitions: partitions.as_deref(),
+        };
+        let recorded = self
+            .store
+            .finish_attempts_taking(finished, Some(take))
+            .await?;
         let now = freshet_model::time::now();
-        for (app, endpoint, since) in recorded.failing {
+        for &(app, endpoint, since) in &recorded.failing {
             if now - since >= self.config.disable_after {
                 (self.on_long_failure)(app, endpoint, since).await?;
             }
         }
-        Ok(recorded.brought_forward)
+        Ok(recorded)
     }
 
     fn lease(&self) -> time::Duration {

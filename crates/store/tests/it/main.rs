@@ -63,6 +63,7 @@ on_both_stores!(
     outbox::events_fan_out_to_matching_endpoints,
     outbox::claims_lease_and_expire,
     outbox::a_series_recorded_together_leaves_one_by_one,
+    outbox::the_next_in_line_goes_to_the_recorder,
     outbox::ordered_endpoints_wait_for_earlier_deliveries,
     outbox::attempts_settle_deliveries_and_endpoint_health,
     outbox::a_lost_lease_does_not_overwrite,

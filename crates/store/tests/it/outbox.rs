@@ -8,7 +8,7 @@ use freshet_model::{
 };
 use freshet_store::{
     AttemptRecord, Claim, EventFilter, Fanout, Finished, NewEndpoint, Outcome, StoreError,
-    StoredEvent, testing::TestDb,
+    StoredEvent, TakeNext, testing::TestDb,
 };
 use serde_json::json;
 use time::Duration;
@@ -418,6 +418,126 @@ pub async fn a_series_recorded_together_leaves_one_by_one(db: &TestDb) {
             .unwrap();
     }
     assert!(claim(db).await.is_empty());
+}
+
+/// What settles hands the next in line to the node recording it, leased, when that node could
+/// have claimed it: no claim has to find it. Not for an endpoint with limits (its holder paces
+/// it) nor one in a partition the node does not hold: those are made due as before.
+pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
+    let a = app(db).await;
+    let open = db
+        .store
+        .insert_endpoint(a, &endpoint("standard"))
+        .await
+        .unwrap();
+    let series = |task| {
+        let customer = CustomerId::new();
+        let events: Vec<StoredEvent> = [EventType::RefreshProgress; 3]
+            .into_iter()
+            .map(|t| event(a, t, Some(customer)))
+            .collect();
+        let fan = Fanout::Subscribers {
+            dialects: ALL,
+            opted_in: &[],
+            series: Some(task),
+        };
+        (events, fan)
+    };
+    let (events, fan) = series("task-1");
+    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
+    let mut tx = db.store.begin().await.unwrap();
+    tx.record_events(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let take = |partitions| TakeNext {
+        node: "node-b",
+        lease: Duration::seconds(30),
+        partitions,
+    };
+    let first = claim(db).await;
+    assert_eq!(first.len(), 1);
+    let recorded = db
+        .store
+        .finish_attempts_taking(
+            &[finished(&first[0], Outcome::Succeeded, Some(200))],
+            Some(take(None)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded.next.iter().map(|c| c.event.id).collect::<Vec<_>>(),
+        vec![events[1].id]
+    );
+    let second = &recorded.next[0];
+    assert!(second.token.starts_with("node-b/"), "{}", second.token);
+    assert_eq!(second.delivery.status, DeliveryStatus::Delivering);
+    assert!(claim(db).await.is_empty(), "leased to the recorder");
+
+    // A node that no longer holds the endpoint's partition makes the next one due instead.
+    let elsewhere = [(freshet_store::partition_of(open.id) + 1) % freshet_store::PARTITIONS];
+    let recorded = db
+        .store
+        .finish_attempts_taking(
+            &[finished(second, Outcome::Succeeded, Some(200))],
+            Some(take(Some(&elsewhere))),
+        )
+        .await
+        .unwrap();
+    if db.store.kind() == freshet_store::StoreKind::Postgres {
+        assert!(recorded.next.is_empty());
+        let third = claim(db).await;
+        assert_eq!(
+            third.iter().map(|c| c.event.id).collect::<Vec<_>>(),
+            vec![events[2].id]
+        );
+    } else {
+        // SQLite's one node holds every partition.
+        assert_eq!(recorded.next.len(), 1);
+    }
+
+    // An endpoint with a limit: only its partition's holder sends to it, within the limit.
+    let b = app(db).await;
+    db.store
+        .insert_endpoint(
+            b,
+            &NewEndpoint {
+                rate_limit: Some(5),
+                ..endpoint("standard")
+            },
+        )
+        .await
+        .unwrap();
+    let customer = CustomerId::new();
+    let limited: Vec<StoredEvent> = [EventType::RefreshProgress; 2]
+        .into_iter()
+        .map(|t| event(b, t, Some(customer)))
+        .collect();
+    let (_, fan) = series("task-2");
+    let batch: Vec<_> = limited.iter().map(|e| (e.clone(), fan)).collect();
+    let mut tx = db.store.begin().await.unwrap();
+    tx.record_events(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let head: Vec<_> = claim(db)
+        .await
+        .into_iter()
+        .filter(|c| c.event.application_id == b)
+        .collect();
+    assert_eq!(head.len(), 1);
+    let recorded = db
+        .store
+        .finish_attempts_taking(
+            &[finished(&head[0], Outcome::Succeeded, Some(200))],
+            Some(take(None)),
+        )
+        .await
+        .unwrap();
+    assert!(recorded.next.is_empty());
+    let waiting = db
+        .store
+        .list_event_deliveries(b, limited[1].id)
+        .await
+        .unwrap();
+    assert_eq!(waiting[0].status, DeliveryStatus::Pending);
+    assert_ne!(waiting[0].next_attempt_at, freshet_store::PARKED);
 }
 
 pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {

@@ -3,7 +3,7 @@
 //! was small: the hot reads must have only one sensible plan.
 
 use freshet_store::{
-    KNOWN_TRANSACTIONS_PG,
+    KNOWN_TRANSACTIONS_PG, UNSETTLED_IN_LINE,
     testing::{Backend, TestDb},
 };
 use sqlx::{Connection, PgConnection, Row};
@@ -54,4 +54,51 @@ async fn known_transactions_are_read_by_account_without_statistics() {
         "{plan}"
     );
     conn.close().await.ok();
+}
+
+/// The head of every refresh's series asks whether anything of its series is still unsettled.
+/// A generic plan made on an empty table once read one endpoint's whole queue for it (2 ms a
+/// refresh by 140,000 deliveries); it must read the in-line index, empty table or full.
+#[tokio::test]
+async fn unsettled_probe_reads_the_in_line_index_without_statistics() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    let mut conn = PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SET plan_cache_mode = force_generic_plan; PREPARE probe (uuid, text) AS {UNSETTLED_IN_LINE}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let empty = probe_plan(&mut conn).await;
+    assert!(empty.contains("deliveries_in_line"), "{empty}");
+    // One endpoint's long history, all of it settled: what the probe must not read.
+    sqlx::raw_sql(
+        "SET session_replication_role = replica; \
+         INSERT INTO deliveries (id, application_id, event_id, endpoint_id, status, attempts, \
+           next_attempt_at, ordering_key, created_at, updated_at) \
+         SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), \
+           '00000000-0000-0000-0000-000000000001', 'succeeded', 1, now(), \
+           'series:' || (i % 20000), now(), now() \
+         FROM generate_series(1, 140000) AS i; \
+         SET session_replication_role = origin;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let full = probe_plan(&mut conn).await;
+    assert!(full.contains("deliveries_in_line"), "{full}");
+    conn.close().await.ok();
+}
+
+async fn probe_plan(conn: &mut PgConnection) -> String {
+    sqlx::query("EXPLAIN EXECUTE probe ('00000000-0000-0000-0000-000000000001', 'series:x')")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
