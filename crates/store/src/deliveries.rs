@@ -23,6 +23,7 @@ use crate::{
     codec::{RowExt, Ts},
     endpoints::{endpoint_columns, endpoint_from_row},
     events::{StoredEvent, event_columns, event_from_row},
+    health_marks::Wrote,
     on_pool,
 };
 use freshet_model::webhooks::WebhookEndpoint;
@@ -46,8 +47,10 @@ macro_rules! unpark_next {
     };
 }
 
+/// Whether `f` settles a delivery something may wait in line behind: only then is the next in
+/// line looked for.
 fn settled(f: &Finished) -> bool {
-    matches!(f.outcome, Outcome::Succeeded | Outcome::Dead)
+    f.in_line && matches!(f.outcome, Outcome::Succeeded | Outcome::Dead)
 }
 
 /// A claimed delivery with everything needed to send it.
@@ -129,6 +132,8 @@ pub struct Finished {
     pub token: String,
     pub attempt: AttemptRecord,
     pub outcome: Outcome,
+    /// The delivery had an ordering key: settling it may let the next in line go.
+    pub in_line: bool,
 }
 
 macro_rules! columns {
@@ -483,6 +488,7 @@ impl Store {
         let recorded = on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let mut failing = HashMap::new();
+            let mut wrote = Vec::new();
             let mut endpoints: HashMap<
                 (ApplicationId, EndpointId),
                 (Option<OffsetDateTime>, Option<OffsetDateTime>),
@@ -513,29 +519,40 @@ impl Store {
             // cannot deadlock.
             let mut endpoints: Vec<_> = endpoints.into_iter().collect();
             endpoints.sort_by_key(|((_, endpoint), _)| endpoint.0);
+            let marked = std::time::Instant::now();
             for ((app, endpoint), (success, first_failure)) in endpoints {
+                if flapping.contains(&endpoint) {
+                    wrote.push((endpoint, Wrote::Failure));
+                }
                 if let Some(at) = success {
-                    // Not rewritten within a second of the last success: a busy endpoint's
-                    // row would otherwise be updated by every batch, and concurrent batches
-                    // would queue on its lock. A row the condition skips is not locked.
-                    sqlx::query(
-                        "UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL \
-                         WHERE id = $1 AND (failing_since IS NOT NULL OR last_success_at IS NULL \
-                         OR last_success_at < $3)",
-                    )
-                    .bind(endpoint.0)
-                    .bind(Ts(at))
-                    .bind(Ts(at - Duration::SECOND))
-                    .execute(&mut *tx)
-                    .await?;
-                    if !flapping.contains(&endpoint) {
-                        brought_forward += sqlx::query(bring_forward)
+                    let marks = &self.health_marks;
+                    if marks.success_unwritten(endpoint, marked) {
+                        // Not rewritten within a second of the last success: a busy
+                        // endpoint's row would otherwise be updated by every batch, and
+                        // concurrent batches would queue on its lock. A row the condition
+                        // skips is not locked.
+                        sqlx::query(
+                            "UPDATE webhook_endpoints SET last_success_at = $2, failing_since = NULL \
+                             WHERE id = $1 AND (failing_since IS NOT NULL OR last_success_at IS NULL \
+                             OR last_success_at < $3)",
+                        )
+                        .bind(endpoint.0)
+                        .bind(Ts(at))
+                        .bind(Ts(at - Duration::SECOND))
+                        .execute(&mut *tx)
+                        .await?;
+                        wrote.push((endpoint, Wrote::Success));
+                    }
+                    if !flapping.contains(&endpoint) && marks.may_have_retries(endpoint, marked) {
+                        let found = sqlx::query(bring_forward)
                             .bind(endpoint.0)
                             .bind(Ts(now))
                             .bind(crate::catch_up::PER_SUCCESS)
                             .execute(&mut *tx)
                             .await?
                             .rows_affected();
+                        brought_forward += found;
+                        wrote.push((endpoint, Wrote::CaughtUp { found }));
                     }
                 } else if let Some(at) = first_failure {
                     let row = sqlx::query(
@@ -556,6 +573,7 @@ impl Store {
                 }
             }
             tx.commit().await?;
+            self.health_marks.committed(&wrote, marked);
             (failing, unparked)
         });
         let (failing, unparked) = recorded;

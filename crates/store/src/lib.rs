@@ -23,6 +23,7 @@ mod endpoints;
 mod erasure;
 mod error;
 mod events;
+mod health_marks;
 mod keys;
 mod links;
 mod metrics;
@@ -125,6 +126,8 @@ pub struct Store {
     /// The data keys secrets are sealed with, once [`Store::unlock`] opened them.
     keys: Option<Arc<sealed::Keyring>>,
     writes: Arc<write_health::WriteHealth>,
+    /// What this node wrote about endpoints' health a moment ago.
+    health_marks: Arc<health_marks::HealthMarks>,
 }
 
 #[derive(Clone, Debug)]
@@ -320,6 +323,7 @@ impl Store {
             backend,
             keys: None,
             writes,
+            health_marks: Arc::default(),
         })
     }
 

@@ -559,6 +559,7 @@ async fn attempt(
         application_id: claim.delivery.application_id,
         delivery_id: claim.delivery.id,
         endpoint_id: claim.endpoint.id,
+        in_line: claim.ordering_key.is_some(),
         token: claim.token,
         attempt: AttemptRecord {
             attempted_at: now,

@@ -53,6 +53,7 @@ async fn attempt(db: &TestDb, at: OffsetDateTime, code: Option<u16>, outcome: Ou
             delivery_id: c.delivery.id,
             endpoint_id: c.endpoint.id,
             token: c.token.clone(),
+            in_line: c.ordering_key.is_some(),
             attempt: AttemptRecord {
                 attempted_at: at,
                 status_code: code,

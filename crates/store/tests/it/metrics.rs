@@ -105,6 +105,7 @@ pub async fn the_queue_counts_unsettled_deliveries_by_endpoint_state(db: &TestDb
             delivery_id: c.delivery.id,
             endpoint_id: c.endpoint.id,
             token: c.token.clone(),
+            in_line: c.ordering_key.is_some(),
             attempt: freshet_store::AttemptRecord {
                 attempted_at: freshet_model::time::now(),
                 status_code: Some(500),

@@ -73,6 +73,7 @@ pub fn finished(c: &Claim, outcome: Outcome, code: Option<u16>) -> Finished {
         delivery_id: c.delivery.id,
         endpoint_id: c.endpoint.id,
         token: c.token.clone(),
+        in_line: c.ordering_key.is_some(),
         attempt: attempt(code),
         outcome,
     }
