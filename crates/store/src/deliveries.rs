@@ -894,39 +894,30 @@ impl WriteOutcomes for sqlx::PgConnection {
         if settled.is_empty() {
             return Ok(0);
         }
+        // Without `take`, no partition: nothing is taken, everything found is made due.
+        let (until, token, partitions) = match take {
+            Some(t) => (t.until, Some(t.token), t.partitions.as_slice()),
+            None => (now, None, &[][..]),
+        };
+        let unparked = sqlx::query(concat!(
+            "UPDATE deliveries SET ",
+            take_set!(takeable_pg!()),
+            "next_attempt_at = $1 WHERE next_attempt_at = $2",
+            unpark_next!(),
+            "= ANY($3::uuid[]))"
+        ))
         // Planned for each batch: a generic plan made while the table was small scans it for
         // the settled ids instead of reading them by key.
-        let unparked = match take {
-            None => sqlx::query(concat!(
-                "UPDATE deliveries SET next_attempt_at = $1 WHERE next_attempt_at = $2",
-                unpark_next!(),
-                "= ANY($3::uuid[]))"
-            ))
-            .persistent(false)
-            .bind(now)
-            .bind(PARKED)
-            .bind(&settled)
-            .execute(&mut *self)
-            .await?
-            .rows_affected(),
-            Some(t) => sqlx::query(concat!(
-                "UPDATE deliveries SET ",
-                take_set!(takeable_pg!()),
-                "next_attempt_at = $1 WHERE next_attempt_at = $2",
-                unpark_next!(),
-                "= ANY($3::uuid[]))"
-            ))
-            .persistent(false)
-            .bind(now)
-            .bind(PARKED)
-            .bind(&settled)
-            .bind(t.until)
-            .bind(t.token)
-            .bind(&t.partitions)
-            .execute(&mut *self)
-            .await?
-            .rows_affected(),
-        };
+        .persistent(false)
+        .bind(now)
+        .bind(PARKED)
+        .bind(&settled)
+        .bind(until)
+        .bind(token)
+        .bind(partitions)
+        .execute(&mut *self)
+        .await?
+        .rows_affected();
         Ok(unparked)
     }
 }
