@@ -190,17 +190,21 @@ macro_rules! unlimited {
 }
 
 /// Whether a parked delivery being made due may instead be leased to the recording node
-/// ([`TakeNext`]): its endpoint enabled and without limits, and on PostgreSQL in one of the
-/// node's partitions (`$6`).
+/// ([`TakeNext`]): waiting, its endpoint enabled and without limits, on PostgreSQL in one of
+/// the node's partitions (`$6`), and — as the claim checks — nothing before it with its key
+/// unsettled (an earlier delivery retried by hand, or one whose transaction committed late).
 macro_rules! takeable {
     ($partitions:expr) => {
         concat!(
-            "(EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = deliveries.endpoint_id \
+            "(deliveries.status IN ('pending', 'failed') \
+              AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = deliveries.endpoint_id \
               AND w.enabled",
             unlimited!(),
             ")",
             $partitions,
-            ")"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.endpoint_id = deliveries.endpoint_id \
+              AND p.ordering_key = deliveries.ordering_key AND p.event_id < deliveries.event_id \
+              AND p.status IN ('pending', 'failed', 'delivering')))"
         )
     };
 }
@@ -472,8 +476,9 @@ impl Store {
             return Ok(Recorded::default());
         }
         let now = freshet_model::time::now();
-        // Before leasing anything: a node that cannot open secrets must not hold deliveries.
-        let keys = take.map(|_| self.keys()).transpose()?;
+        // A node that cannot open secrets takes nothing: it could not send it.
+        let keys = take.and_then(|_| self.keys().ok());
+        let take = take.filter(|_| keys.is_some());
         let token = take.map(|t| format!("{}/{}", t.node, Uuid::now_v7().simple()));
         let taking = take.zip(token.as_deref()).map(|(t, token)| Taking {
             token,
@@ -526,7 +531,11 @@ impl Store {
                 }
                 if let Some(at) = success {
                     let marks = &self.health_marks;
-                    if marks.success_unwritten(endpoint, marked) {
+                    // Only SQLite's one node knows nothing else wrote the endpoint's health
+                    // meanwhile (a failure another node marked must be cleared now).
+                    if self.kind() == StoreKind::Postgres
+                        || marks.success_unwritten(endpoint, marked)
+                    {
                         // Not rewritten within a second of the last success: a busy
                         // endpoint's row would otherwise be updated by every batch, and
                         // concurrent batches would queue on its lock. A row the condition
@@ -579,7 +588,18 @@ impl Store {
         let (failing, unparked) = recorded;
         let next = match (taking, keys) {
             (Some(t), Some(keys)) if unparked > 0 => {
-                self.leased_to(t.token, t.until, &keys).await?
+                match self.leased_to(t.token, t.until, &keys).await {
+                    Ok(next) => next,
+                    // The attempts are recorded; what was taken goes back to the queue rather
+                    // than waiting out a lease nobody will send under.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the deliveries next in line failed; returning them to the queue");
+                        if let Err(e) = self.release_claim(t.token).await {
+                            tracing::warn!(error = %e, "returning the deliveries next in line failed; their lease will run out");
+                        }
+                        Vec::new()
+                    }
+                }
             }
             _ => Vec::new(),
         };
@@ -590,6 +610,20 @@ impl Store {
                 .collect(),
             brought_forward,
             next,
+        })
+    }
+
+    /// Returns the deliveries leased under claim `token` to the queue, unattempted.
+    async fn release_claim(&self, token: &str) -> Result<u64> {
+        on_pool!(self, write, |pool| {
+            let done = sqlx::query(
+                "UPDATE deliveries SET status = CASE WHEN attempts = 0 THEN 'pending' ELSE 'failed' END, \
+                 lease_until = NULL, leased_by = NULL WHERE leased_by = $1 AND status = 'delivering'",
+            )
+            .bind(token)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
         })
     }
 

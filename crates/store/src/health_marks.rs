@@ -5,11 +5,15 @@
 //! ([`catch_up`](crate::catch_up)). Both statements ran for every endpoint of every batch,
 //! although a busy, healthy endpoint changes nothing: the success is not rewritten within a
 //! second, and there are no retries to find. With six endpoints they were half the statements
-//! of three nodes delivering 20,000 events. This node now skips both for an endpoint when it
-//! did the same less than [`FRESH`] ago, found nothing to catch up, and recorded no failure
-//! for it since. What another node wrote meanwhile waits at most that long: a failure another
-//! node marked is cleared by the next success written here, and retries another node left are
-//! found by the next look.
+//! of three nodes delivering 20,000 events.
+//!
+//! A node now skips the search for retries when it found none less than [`FRESH`] ago and
+//! recorded no failure for the endpoint since: retries another node left are found by the next
+//! search, a second later at most while successes keep coming (without them, retries keep
+//! their schedule, as they would anyway). The success itself is skipped the same way only on
+//! SQLite, whose one node writes all of an endpoint's health: on PostgreSQL a failure another
+//! node marked meanwhile must be cleared by this success, or a stale start of failures could
+//! later disable an endpoint whose last attempt succeeded.
 
 use std::{
     collections::HashMap,

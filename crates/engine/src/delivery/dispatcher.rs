@@ -159,7 +159,8 @@ impl Dispatcher {
             .into_iter()
             .flatten()
             .collect();
-        self.record(&finished).await?;
+        // Taking nothing: a test steps through what is due one claim at a time.
+        self.record(&finished, false).await?;
         Ok(n)
     }
 
@@ -172,7 +173,7 @@ impl Dispatcher {
         let recorder = tokio::spawn(self.clone().record_loop(
             done_rx,
             done_tx.downgrade(),
-            room.clone(),
+            stop.clone(),
         ));
         let handoff = self
             .handoff
@@ -390,7 +391,7 @@ impl Dispatcher {
         self: Arc<Self>,
         mut done: mpsc::UnboundedReceiver<Done>,
         resend: mpsc::WeakUnboundedSender<Done>,
-        room: Arc<Semaphore>,
+        stop: CancellationToken,
     ) {
         let max = self.config.batch_size as usize * 4;
         let mut batch = Vec::with_capacity(max);
@@ -408,7 +409,8 @@ impl Dispatcher {
             // A failed write is retried: these attempts happened and must be on record (and
             // until they are, their leases keep the deliveries from being sent again).
             let recorded = loop {
-                match self.record(&finished).await {
+                // Stopping, nothing more is taken: what follows is made due for a claim.
+                match self.record(&finished, !stop.is_cancelled()).await {
                     Ok(r) => break r,
                     Err(e) => {
                         tracing::warn!(error = %e, n = finished.len(), "recording attempts failed; retrying");
@@ -417,22 +419,22 @@ impl Dispatcher {
                     }
                 }
             };
-            for d in &batch {
-                self.partitions.finished(d.partition);
-            }
             // What was leased to this node goes out in the room of what it followed: each
-            // settled delivery has at most one next in line.
+            // settled delivery has at most one next in line. Started before what it followed
+            // counts as finished, so a partition being let go is not released in between.
+            let partitions: Vec<u16> = batch.iter().map(|d| d.partition).collect();
             let mut permits: Vec<_> = batch.drain(..).map(|d| d.permit).collect();
             let taken = recorded.next.len();
             match resend.upgrade() {
                 Some(done) => {
                     for claim in recorded.next {
-                        let permit = match permits.pop() {
-                            Some(p) => p,
-                            None => match room.clone().acquire_owned().await {
-                                Ok(p) => p,
-                                Err(_) => break,
-                            },
+                        // Never more than the batch's permits; waiting for room here would wait
+                        // on this loop itself.
+                        let Some(permit) = permits.pop() else {
+                            tracing::warn!(
+                                "more deliveries next in line than attempts recorded; the rest wait for their lease"
+                            );
+                            break;
                         };
                         self.spawn_send(claim, permit, &done);
                     }
@@ -446,6 +448,9 @@ impl Dispatcher {
                 }
                 None => {}
             }
+            for p in partitions {
+                self.partitions.finished(p);
+            }
             drop(permits); // room for more claims
             self.room_freed.notify_one();
             if wake_claimer || recorded.brought_forward > 0 {
@@ -456,21 +461,22 @@ impl Dispatcher {
 
     /// Records attempts, taking what follows them in line; answers how many waiting retries a
     /// success made due now and what this node is to send next.
-    async fn record(&self, finished: &[Finished]) -> Result<Recorded, StoreError> {
+    async fn record(&self, finished: &[Finished], take: bool) -> Result<Recorded, StoreError> {
         let partitions = self.partitions.claimable();
-        let take = TakeNext {
+        let take = take.then(|| TakeNext {
             node: &self.config.node,
             lease: self.lease(),
             partitions: partitions.as_deref(),
-        };
-        let recorded = self
-            .store
-            .finish_attempts_taking(finished, Some(take))
-            .await?;
+        });
+        let recorded = self.store.finish_attempts_taking(finished, take).await?;
         let now = freshet_model::time::now();
         for &(app, endpoint, since) in &recorded.failing {
             if now - since >= self.config.disable_after {
-                (self.on_long_failure)(app, endpoint, since).await?;
+                // The attempts are recorded: a failure here must not record them again. The
+                // endpoint's next failure tries the disabling again.
+                if let Err(e) = (self.on_long_failure)(app, endpoint, since).await {
+                    tracing::warn!(endpoint = %endpoint, error = %e, "disabling a long-failing endpoint failed; its next failure tries again");
+                }
             }
         }
         Ok(recorded)

@@ -495,6 +495,49 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
         assert_eq!(recorded.next.len(), 1);
     }
 
+    // Something earlier with the key unsettled again (retried by hand): the next in line is
+    // made due and waits for it, as the claim would have it.
+    let (events, fan) = series("task-3");
+    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
+    let mut tx = db.store.begin().await.unwrap();
+    tx.record_events(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+    let in_series = |claims: Vec<Claim>| -> Vec<Claim> {
+        claims
+            .into_iter()
+            .filter(|c| events.iter().any(|e| e.id == c.event.id))
+            .collect()
+    };
+    let first = in_series(claim(db).await);
+    db.store
+        .finish_attempts(&[finished(&first[0], Outcome::Succeeded, Some(200))])
+        .await
+        .unwrap();
+    let second = in_series(claim(db).await);
+    assert_eq!(second[0].event.id, events[1].id);
+    db.store
+        .retry_delivery(a, first[0].delivery.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let recorded = db
+        .store
+        .finish_attempts_taking(
+            &[finished(&second[0], Outcome::Succeeded, Some(200))],
+            Some(take(None)),
+        )
+        .await
+        .unwrap();
+    assert!(recorded.next.is_empty(), "the first is unsettled again");
+    assert_eq!(
+        in_series(claim(db).await)
+            .iter()
+            .map(|c| c.event.id)
+            .collect::<Vec<_>>(),
+        vec![events[0].id],
+        "the third waits for the first"
+    );
+
     // An endpoint with a limit: only its partition's holder sends to it, within the limit.
     let b = app(db).await;
     db.store
