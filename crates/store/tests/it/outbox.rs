@@ -393,10 +393,7 @@ pub async fn a_series_recorded_together_leaves_one_by_one(db: &TestDb) {
     .into_iter()
     .map(|t| event(a, t, Some(customer)))
     .collect();
-    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
-    let mut tx = db.store.begin().await.unwrap();
-    tx.record_events(&batch).await.unwrap();
-    tx.commit().await.unwrap();
+    record_together(db, &events, fan).await;
     let parked = db
         .store
         .list_event_deliveries(a, events[2].id)
@@ -445,25 +442,10 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
         (events, fan)
     };
     let (events, fan) = series("task-1");
-    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
-    let mut tx = db.store.begin().await.unwrap();
-    tx.record_events(&batch).await.unwrap();
-    tx.commit().await.unwrap();
-    let take = |partitions| TakeNext {
-        node: "node-b",
-        lease: Duration::seconds(30),
-        partitions,
-    };
+    record_together(db, &events, fan).await;
     let first = claim(db).await;
     assert_eq!(first.len(), 1);
-    let recorded = db
-        .store
-        .finish_attempts_taking(
-            &[finished(&first[0], Outcome::Succeeded, Some(200))],
-            Some(take(None)),
-        )
-        .await
-        .unwrap();
+    let recorded = settle(db, &first[0], None).await;
     assert_eq!(
         recorded.next.iter().map(|c| c.event.id).collect::<Vec<_>>(),
         vec![events[1].id]
@@ -475,14 +457,7 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
 
     // A node that no longer holds the endpoint's partition makes the next one due instead.
     let elsewhere = [(freshet_store::partition_of(open.id) + 1) % freshet_store::PARTITIONS];
-    let recorded = db
-        .store
-        .finish_attempts_taking(
-            &[finished(second, Outcome::Succeeded, Some(200))],
-            Some(take(Some(&elsewhere))),
-        )
-        .await
-        .unwrap();
+    let recorded = settle(db, second, Some(&elsewhere)).await;
     if db.store.kind() == freshet_store::StoreKind::Postgres {
         assert!(recorded.next.is_empty());
         let third = claim(db).await;
@@ -498,10 +473,7 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
     // Something earlier with the key unsettled again (retried by hand): the next in line is
     // made due and waits for it, as the claim would have it.
     let (events, fan) = series("task-3");
-    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
-    let mut tx = db.store.begin().await.unwrap();
-    tx.record_events(&batch).await.unwrap();
-    tx.commit().await.unwrap();
+    record_together(db, &events, fan).await;
     let in_series = |claims: Vec<Claim>| -> Vec<Claim> {
         claims
             .into_iter()
@@ -520,14 +492,7 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
         .await
         .unwrap()
         .unwrap();
-    let recorded = db
-        .store
-        .finish_attempts_taking(
-            &[finished(&second[0], Outcome::Succeeded, Some(200))],
-            Some(take(None)),
-        )
-        .await
-        .unwrap();
+    let recorded = settle(db, &second[0], None).await;
     assert!(recorded.next.is_empty(), "the first is unsettled again");
     assert_eq!(
         in_series(claim(db).await)
@@ -556,24 +521,14 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
         .map(|t| event(b, t, Some(customer)))
         .collect();
     let (_, fan) = series("task-2");
-    let batch: Vec<_> = limited.iter().map(|e| (e.clone(), fan)).collect();
-    let mut tx = db.store.begin().await.unwrap();
-    tx.record_events(&batch).await.unwrap();
-    tx.commit().await.unwrap();
+    record_together(db, &limited, fan).await;
     let head: Vec<_> = claim(db)
         .await
         .into_iter()
         .filter(|c| c.event.application_id == b)
         .collect();
     assert_eq!(head.len(), 1);
-    let recorded = db
-        .store
-        .finish_attempts_taking(
-            &[finished(&head[0], Outcome::Succeeded, Some(200))],
-            Some(take(None)),
-        )
-        .await
-        .unwrap();
+    let recorded = settle(db, &head[0], None).await;
     assert!(recorded.next.is_empty());
     let waiting = db
         .store
@@ -582,6 +537,30 @@ pub async fn the_next_in_line_goes_to_the_recorder(db: &TestDb) {
         .unwrap();
     assert_eq!(waiting[0].status, DeliveryStatus::Pending);
     assert_ne!(waiting[0].next_attempt_at, freshet_store::PARKED);
+}
+
+/// Records `events` in one transaction, as a refresh does.
+async fn record_together(db: &TestDb, events: &[StoredEvent], fan: Fanout<'_>) {
+    let batch: Vec<_> = events.iter().map(|e| (e.clone(), fan)).collect();
+    let mut tx = db.store.begin().await.unwrap();
+    tx.record_events(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Records `claim` as delivered by node-b, which claims from `partitions` (all when `None`).
+async fn settle(db: &TestDb, claim: &Claim, partitions: Option<&[u16]>) -> freshet_store::Recorded {
+    let take = TakeNext {
+        node: "node-b",
+        lease: Duration::seconds(30),
+        partitions,
+    };
+    db.store
+        .finish_attempts_taking(
+            &[finished(claim, Outcome::Succeeded, Some(200))],
+            Some(take),
+        )
+        .await
+        .unwrap()
 }
 
 pub async fn attempts_settle_deliveries_and_endpoint_health(db: &TestDb) {
