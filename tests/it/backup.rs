@@ -7,6 +7,8 @@ use freshet::bench::{ChildNode, create_app};
 use freshet_engine::testing::{Answer, Receiver};
 use serde_json::{Value, json};
 
+use crate::support::seq_of;
+
 const ADMIN: &str = "backup-admin-token-0123456789";
 const EXE: &str = env!("CARGO_BIN_EXE_freshet");
 const FAST: &[&str] = &[
@@ -47,12 +49,7 @@ async fn test_event(http: &reqwest::Client, base: &str, key: &str, endpoint: &st
 }
 
 fn seqs(r: &Receiver) -> HashSet<u64> {
-    r.received()
-        .iter()
-        .filter_map(|g| {
-            serde_json::from_slice::<Value>(&g.body).ok()?["data"]["data"]["seq"].as_u64()
-        })
-        .collect()
+    r.received().iter().filter_map(seq_of).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -14,6 +11,8 @@ use freshet::bench::{ChildNode, create_app};
 use freshet_engine::testing::{Answer, Receiver};
 use freshet_store::testing::{Backend, TestDb};
 use serde_json::{Value, json};
+
+use crate::support::{AckTrigger, seq_of};
 
 const ADMIN: &str = "crash-admin-token-0123456789";
 const EXE: &str = env!("CARGO_BIN_EXE_freshet");
@@ -37,20 +36,15 @@ async fn push(
 ) -> HashSet<u64> {
     let queue = Arc::new(Mutex::new(seqs));
     let acked = Arc::new(Mutex::new(HashSet::new()));
-    let count = Arc::new(AtomicU64::new(0));
-    let (threshold, trigger) = match kill_after {
-        Some((n, t)) => (n, Arc::new(Mutex::new(Some(t)))),
-        None => (u64::MAX, Arc::new(Mutex::new(None))),
-    };
+    let trigger = AckTrigger::new(kill_after);
     let workers: Vec<_> = (0..clients)
         .map(|c| {
-            let (http, key, urls, queue, acked, count, trigger) = (
+            let (http, key, urls, queue, acked, trigger) = (
                 http.clone(),
                 key.to_string(),
                 urls.clone(),
                 queue.clone(),
                 acked.clone(),
-                count.clone(),
                 trigger.clone(),
             );
             tokio::spawn(async move {
@@ -67,11 +61,7 @@ async fn push(
                         .await;
                     if sent.is_ok_and(|r| r.status().as_u16() == 202) {
                         acked.lock().unwrap().insert(seq);
-                        if count.fetch_add(1, Ordering::Relaxed) + 1 == threshold
-                            && let Some(t) = trigger.lock().unwrap().take()
-                        {
-                            let _ = t.send(());
-                        }
+                        trigger.acked();
                     }
                 }
             })
@@ -89,12 +79,7 @@ async fn await_all(r: &Receiver, want: &HashSet<u64>, within: Duration) -> usize
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let got = r.received();
-        let seen: HashSet<u64> = got
-            .iter()
-            .filter_map(|g| {
-                serde_json::from_slice::<Value>(&g.body).ok()?["data"]["data"]["seq"].as_u64()
-            })
-            .collect();
+        let seen: HashSet<u64> = got.iter().filter_map(seq_of).collect();
         let missing = want.difference(&seen).count();
         if missing == 0 {
             let mut ids: HashMap<String, usize> = HashMap::new();

@@ -4,10 +4,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -17,6 +14,8 @@ use freshet_model::webhooks::EndpointId;
 use freshet_store::testing::{Backend, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use crate::support::{AckTrigger, seq_of};
 
 const ADMIN: &str = "scaling-admin-token-0123456789";
 const EXE: &str = env!("CARGO_BIN_EXE_freshet");
@@ -261,11 +260,6 @@ fn partition(endpoint: &str) -> u16 {
     freshet_store::partition_of(EndpointId(endpoint.parse().unwrap()))
 }
 
-/// What a test event carried: `{"seq": n}` in its data.
-fn seq_of(r: &Received) -> Option<u64> {
-    serde_json::from_slice::<Value>(&r.body).ok()?["data"]["data"]["seq"].as_u64()
-}
-
 /// Test events to push: for each seq, the endpoint it goes to.
 struct Burst {
     key: String,
@@ -286,20 +280,15 @@ impl Burst {
     ) -> HashMap<u64, Instant> {
         let queue = Arc::new(Mutex::new(work));
         let acked = Arc::new(Mutex::new(HashMap::new()));
-        let count = Arc::new(AtomicU64::new(0));
-        let (threshold, trigger) = match then_after {
-            Some((n, t)) => (n, Arc::new(Mutex::new(Some(t)))),
-            None => (u64::MAX, Arc::new(Mutex::new(None))),
-        };
+        let trigger = AckTrigger::new(then_after);
         let workers: Vec<_> = (0..self.clients)
             .map(|c| {
-                let (http, key, alive, queue, acked, count, trigger) = (
+                let (http, key, alive, queue, acked, trigger) = (
                     http.clone(),
                     self.key.clone(),
                     self.alive.clone(),
                     queue.clone(),
                     acked.clone(),
-                    count.clone(),
                     trigger.clone(),
                 );
                 tokio::spawn(async move {
@@ -321,11 +310,7 @@ impl Burst {
                                 .await;
                             if sent.is_ok_and(|r| r.status() == StatusCode::ACCEPTED) {
                                 acked.lock().unwrap().insert(seq, Instant::now());
-                                if count.fetch_add(1, Ordering::Relaxed) + 1 == threshold
-                                    && let Some(t) = trigger.lock().unwrap().take()
-                                {
-                                    let _ = t.send(());
-                                }
+                                trigger.acked();
                                 break;
                             }
                         }

@@ -154,3 +154,44 @@ pub fn assert_problem(status: StatusCode, body: &Value, want: StatusCode, field:
         assert!(named, "expected errors[] to name `{field}`: {body}");
     }
 }
+
+/// The `seq` a test event carried in its data (`{"data": {"seq": n}}`), read back from what a
+/// receiver got.
+pub fn seq_of(r: &freshet_engine::testing::Received) -> Option<u64> {
+    serde_json::from_slice::<Value>(&r.body).ok()?["data"]["data"]["seq"].as_u64()
+}
+
+/// Counts acknowledged events across a burst's workers and, at the `n`th, fires a one-shot
+/// once: what a test that kills a node mid-burst waits on.
+pub struct AckTrigger {
+    count: std::sync::atomic::AtomicU64,
+    threshold: u64,
+    fire: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl AckTrigger {
+    pub fn new(at: Option<(u64, tokio::sync::oneshot::Sender<()>)>) -> std::sync::Arc<Self> {
+        let (threshold, fire) = match at {
+            Some((n, t)) => (n, Some(t)),
+            None => (u64::MAX, None),
+        };
+        std::sync::Arc::new(Self {
+            count: Default::default(),
+            threshold,
+            fire: std::sync::Mutex::new(fire),
+        })
+    }
+
+    /// One more event was acknowledged.
+    pub fn acked(&self) {
+        let n = self
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if n == self.threshold
+            && let Some(t) = self.fire.lock().unwrap().take()
+        {
+            let _ = t.send(());
+        }
+    }
+}
